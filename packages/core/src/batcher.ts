@@ -1,0 +1,617 @@
+import { ClosedError, OversizeError, SettledError } from "./errors.js";
+import { Heap } from "./heap.js";
+import { type BatcherOptions, type FlushReason, type ResolvedOptions, invalid, resolveOptions } from "./options.js";
+
+/** One buffered or in-flight item. Times are epoch ms. */
+export interface Item<T> {
+  readonly id: string;
+  readonly payload: T;
+  /** Tries so far including the current one: 1 on the first. */
+  readonly attempt: number;
+  /** When the item first entered the buffer. */
+  readonly enqueuedAt: number;
+  /** When the item became (or becomes) eligible. */
+  readonly notBefore: number;
+}
+
+/** What `Batcher.add` takes. */
+export interface NewItem<T> {
+  /** Item id; generated from a counter when absent. */
+  id?: string;
+  payload: T;
+  /** Absolute time (epoch ms) before which the item is delayed. @default now */
+  notBefore?: number;
+  /** Tries already made, counting this one. @default 1 */
+  attempt?: number;
+}
+
+/** A list of items of one group handed over together. */
+export interface Batch<T> {
+  readonly id: string;
+  readonly reason: FlushReason;
+  /** The group key, when `groupBy` is set. */
+  readonly group?: string;
+  readonly items: Item<T>[];
+}
+
+export type AddResult = "accepted" | "coalesced" | "full";
+
+/** The last merge: `survivor` stays buffered; `dropped` is the payload that no longer is. */
+export interface Coalesced<T> {
+  readonly survivor: Item<T>;
+  readonly dropped: T;
+}
+
+export interface BatcherStats {
+  /** Items buffered: eligible + delayed. */
+  held: number;
+  eligible: number;
+  delayed: number;
+  /** Unsettled items in in-flight batches. */
+  inFlight: number;
+  inFlightBatches: number;
+  /** Batches started, by flush reason. */
+  batches: Record<FlushReason, number>;
+  /** Items by what happened to them. */
+  items: { accepted: number; coalesced: number; acked: number; failed: number; retried: number };
+}
+
+// Entry states.
+const ELIGIBLE = 0;
+const DELAYED = 1;
+const IN_FLIGHT = 2;
+const DONE = 3;
+
+/**
+ * The Batcher's record of an item. `batched()` extends it into the request its
+ * handler receives, so an item costs one object from call to outcome.
+ * @internal
+ */
+export class Entry<T> implements Item<T> {
+  _id: string | undefined;
+  /** Per-batcher number an absent id is made from. */
+  _n = 0;
+  payload: T;
+  attempt: number;
+  enqueuedAt = 0;
+  notBefore = 0;
+  /** Tie-break of equal `notBefore`: add order. */
+  _order = 0;
+  _state = DONE;
+  _size = 0;
+  _group: Group<T> | undefined = undefined;
+  _key: string | undefined = undefined;
+  _flight: Flight<T> | undefined = undefined;
+
+  constructor(payload: T, id: string | undefined, attempt: number) {
+    this._id = id;
+    this.payload = payload;
+    this.attempt = attempt;
+  }
+
+  get id(): string {
+    // Ids are only built when someone reads them: most in-process callers never do.
+    return (this._id ??= `${this._n}`);
+  }
+}
+
+/** A group's eligible items in eligibility order, plus its trigger state. @internal */
+class Group<T> {
+  /** FIFO of eligible entries from `head` on. */
+  queue: Entry<T>[] = [];
+  head = 0;
+  /** Summed `sizeOf` of the eligible entries. */
+  bytes = 0;
+  /** Entries ever pushed; with `forcedTo` it tells how many a `flush()` still owes. */
+  pushed = 0;
+  forcedTo = 0;
+  /** Eligible + delayed entries of this group. */
+  held = 0;
+  heapIndex = -1;
+  inReady = false;
+
+  constructor(readonly key: string | undefined) {}
+
+  get length(): number {
+    return this.queue.length - this.head;
+  }
+
+  first(): Entry<T> {
+    return this.queue[this.head] as Entry<T>;
+  }
+}
+
+/** An in-flight batch. @internal */
+export class Flight<T> implements Batch<T> {
+  /** Unsettled entries. */
+  _remaining: number;
+  /** Index of the next entry expected to settle, for in-order settles by id. */
+  _cursor = 0;
+  _byId: Map<string, Entry<T>> | undefined = undefined;
+  readonly items: Item<T>[];
+
+  constructor(
+    readonly id: string,
+    readonly reason: FlushReason,
+    readonly group: string | undefined,
+    /** The batch as taken: never handed out, so a handler reordering `items` cannot confuse settling. */
+    readonly _entries: Entry<T>[],
+    readonly _no: number,
+  ) {
+    this._remaining = _entries.length;
+    this.items = _entries.slice();
+  }
+}
+
+const earlier = <T>(a: Entry<T>, b: Entry<T>): boolean =>
+  a.notBefore < b.notBefore || (a.notBefore === b.notBefore && a._order < b._order);
+
+/**
+ * The pure batching state machine: it decides which items form which batch and
+ * when, and tracks every item to its outcome. It keeps no timers, makes no
+ * promises and never reads the clock: every method takes `now` (epoch ms), and
+ * `nextWake()` says when the driver should call `poll` again.
+ *
+ * Drivers: `batched()` for in-process callbacks, `Worker` for transports.
+ */
+export class Batcher<T> {
+  readonly options: ResolvedOptions<T>;
+
+  private readonly delayed = new Heap<Entry<T>>(earlier);
+  /** Non-empty groups ordered by their oldest eligible entry. */
+  private readonly groupHeap = new Heap<Group<T>>(
+    (a, b) => earlier(a.first(), b.first()),
+    (group, index) => {
+      group.heapIndex = index;
+    },
+  );
+  /** Groups with a count, bytes or flush trigger pending. */
+  private readonly ready = new Set<Group<T>>();
+  private readonly groups = new Map<string, Group<T>>();
+  private readonly defaultGroup = new Group<T>(undefined);
+  private readonly byKey: Map<string, Entry<T>> | undefined;
+  private readonly flights = new Map<string, Flight<T>>();
+
+  private time = -Infinity;
+  private order = 0;
+  private entries = 0;
+  private batchNo = 0;
+  private held = 0;
+  private inFlightItems = 0;
+  private closed = false;
+  private last: Coalesced<T> | undefined = undefined;
+  private readonly counts = {
+    batches: { count: 0, bytes: 0, interval: 0, flush: 0, close: 0 } as Record<FlushReason, number>,
+    items: { accepted: 0, coalesced: 0, acked: 0, failed: 0, retried: 0 },
+  };
+
+  constructor(options?: BatcherOptions<T>) {
+    this.options = resolveOptions(options);
+    this.byKey = this.options.dedupeKey === undefined ? undefined : new Map();
+  }
+
+  /**
+   * Offers an item. `"full"` means it was not taken (`maxBuffered`); `"coalesced"`
+   * means it was merged into a buffered item with the same `dedupeKey` (see `coalesced`).
+   * Throws `ClosedError` after `close`, `OversizeError` when it alone exceeds `maxBatchBytes`.
+   */
+  add(item: NewItem<T>, now: number): AddResult {
+    if (typeof item !== "object" || item === null) invalid("item", "an object with a payload", item);
+    const { id, attempt = 1 } = item;
+    if (id !== undefined && typeof id !== "string") invalid("item.id", "a string", id);
+    if (!Number.isSafeInteger(attempt) || attempt < 1) invalid("item.attempt", "an integer ≥ 1", attempt);
+    const entry = new Entry(item.payload, id, attempt);
+    return this._offer(entry, now, item.notBefore, false);
+  }
+
+  /** The merge made by the last `add` or `retry` that returned `"coalesced"`. */
+  get coalesced(): Coalesced<T> | undefined {
+    return this.last;
+  }
+
+  /** Batches that start now: their slots are taken until every item is settled. */
+  poll(now: number): Batch<T>[] {
+    now = this.advance(now);
+    const batches: Batch<T>[] = [];
+    const { concurrency } = this.options;
+    while (this.flights.size < concurrency) {
+      const group = this.nextReady(now);
+      if (group === undefined) break;
+      batches.push(this.take(group));
+    }
+    return batches;
+  }
+
+  /**
+   * Absolute time at which `poll` may have work, `undefined` when only a settle
+   * (or an add) can create some. A time ≤ now means "poll now".
+   */
+  nextWake(): number | undefined {
+    if (this.flights.size >= this.options.concurrency) return undefined;
+    const top = this.groupHeap.peek();
+    if (this.ready.size > 0 || (this.closed && top !== undefined)) return this.time;
+    let wake = top === undefined ? Infinity : top.first().notBefore + this.options.flushInterval;
+    const delayed = this.delayed.peek();
+    if (delayed !== undefined && delayed.notBefore < wake) wake = delayed.notBefore;
+    return wake === Infinity ? undefined : wake;
+  }
+
+  ack(batchId: string, itemId: string, now: number): void {
+    this._ack(this.find(batchId, itemId), now);
+  }
+
+  fail(batchId: string, itemId: string, now: number): void {
+    this._fail(this.find(batchId, itemId), now);
+  }
+
+  /** Back to the buffer, eligible at `notBefore`, with `attempt + 1`. */
+  retry(batchId: string, itemId: string, notBefore: number, now: number): "retried" | "coalesced" {
+    return this._retry(this.find(batchId, itemId), notBefore, now);
+  }
+
+  /** Every item eligible now flushes (reason `"flush"`), in batches of ≤ `flushEvery`, within `concurrency`. */
+  flush(now: number): void {
+    this.advance(now);
+    for (const group of this.groupHeap.items) {
+      group.forcedTo = group.pushed;
+      this.markReady(group);
+    }
+  }
+
+  /** Stops intake; from now on every eligible item flushes (reason `"close"`), delayed ones when due. */
+  close(now: number): void {
+    this.advance(now);
+    this.closed = true;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Removes and returns every buffered item (eligible and delayed), oldest first; in-flight batches stay. */
+  evict(now: number): Item<T>[] {
+    this.advance(now);
+    const out: Entry<T>[] = [];
+    for (const group of this.groupHeap.items) {
+      for (let i = group.head; i < group.queue.length; i++) out.push(group.queue[i] as Entry<T>);
+      group.queue = [];
+      group.head = 0;
+      group.bytes = 0;
+      group.held = 0;
+      group.inReady = false;
+      group.heapIndex = -1;
+    }
+    this.groupHeap.clear();
+    this.ready.clear();
+    for (const entry of this.delayed.items) {
+      out.push(entry);
+      (entry._group as Group<T>).held = 0;
+    }
+    this.delayed.clear();
+    this.groups.clear();
+    this.byKey?.clear();
+    out.sort((a, b) => (earlier(a, b) ? -1 : 1));
+    for (const entry of out) entry._state = DONE;
+    this.held = 0;
+    return out;
+  }
+
+  get stats(): BatcherStats {
+    const { batches, items } = this.counts;
+    return {
+      held: this.held,
+      eligible: this.held - this.delayed.size,
+      delayed: this.delayed.size,
+      inFlight: this.inFlightItems,
+      inFlightBatches: this.flights.size,
+      batches: { ...batches },
+      items: { ...items },
+    };
+  }
+
+  // ---- driver internals (used by batched() and Worker through the Entry objects) ----
+
+  /** @internal Offers a prepared entry; `force` admits it after `close` (callers that were waiting for room). */
+  _offer(entry: Entry<T>, now: number, notBefore: number | undefined, force: boolean): AddResult {
+    if (this.closed && !force) throw new ClosedError("[tranche/core] batcher is closed");
+    const { sizeOf, maxBatchBytes, groupBy, dedupeKey } = this.options;
+    // Run user callbacks before touching state, so a throwing one changes nothing.
+    let size = 0;
+    if (sizeOf !== undefined) {
+      size = sizeOf(entry.payload);
+      if (typeof size !== "number" || !(size >= 0)) invalid("sizeOf(payload)", "a number of bytes ≥ 0", size);
+      if (size > maxBatchBytes) throw new OversizeError(size, maxBatchBytes);
+    }
+    const groupKey = groupBy === undefined ? undefined : groupBy(entry.payload);
+    if (groupKey !== undefined && typeof groupKey !== "string") invalid("groupBy(payload)", "a string", groupKey);
+    if (notBefore !== undefined && (typeof notBefore !== "number" || Number.isNaN(notBefore))) {
+      invalid("notBefore", "a number (epoch ms)", notBefore);
+    }
+    now = this.advance(now);
+    entry._n = ++this.entries;
+    if (this.byKey !== undefined) {
+      const key = (dedupeKey as (payload: T) => string)(entry.payload);
+      if (typeof key !== "string") invalid("dedupeKey(payload)", "a string", key);
+      const survivor = this.byKey.get(key);
+      if (survivor !== undefined) {
+        this.merge(survivor, entry.payload, size);
+        return "coalesced";
+      }
+      if (this.held + this.inFlightItems >= this.options.maxBuffered) return "full";
+      entry._key = key;
+      this.byKey.set(key, entry);
+    } else if (this.held + this.inFlightItems >= this.options.maxBuffered) {
+      return "full";
+    }
+    entry._size = size;
+    entry._group = groupKey === undefined ? this.defaultGroup : this.groupFor(groupKey);
+    entry.enqueuedAt = now;
+    this.counts.items.accepted++;
+    this.enter(entry, notBefore === undefined || notBefore < now ? now : notBefore, now);
+    return "accepted";
+  }
+
+  /** @internal */
+  _ack(entry: Entry<T>, now: number): boolean {
+    this.advance(now);
+    this.counts.items.acked++;
+    return this.settle(entry);
+  }
+
+  /** @internal */
+  _fail(entry: Entry<T>, now: number): boolean {
+    this.advance(now);
+    this.counts.items.failed++;
+    return this.settle(entry);
+  }
+
+  /** @internal Returns "coalesced" when a buffered item with the same key absorbed it (see `coalesced`). */
+  _retry(entry: Entry<T>, notBefore: number, now: number): "retried" | "coalesced" {
+    if (typeof notBefore !== "number" || Number.isNaN(notBefore)) invalid("notBefore", "a number (epoch ms)", notBefore);
+    now = this.advance(now);
+    this.counts.items.retried++;
+    this.settle(entry);
+    entry.attempt++;
+    if (entry._key !== undefined) {
+      const survivor = this.byKey?.get(entry._key);
+      if (survivor !== undefined) {
+        // The buffered one arrived later than this retried one: it is the newer payload
+        // under either policy, so it survives unchanged.
+        this.last = { survivor, dropped: entry.payload };
+        this.counts.items.coalesced++;
+        return "coalesced";
+      }
+      this.byKey?.set(entry._key, entry);
+    }
+    entry._group = this.rejoin(entry._group as Group<T>);
+    this.enter(entry, notBefore < now ? now : notBefore, now);
+    return "retried";
+  }
+
+  /** @internal The entry's batch, if in flight. */
+  _inFlight(entry: Entry<T>): boolean {
+    return entry._state === IN_FLIGHT;
+  }
+
+  /** @internal Whether some `flush()` still owes batches. */
+  _flushPending(): boolean {
+    for (const group of this.ready) if (group.pushed - group.length < group.forcedTo) return true;
+    return false;
+  }
+
+  /** @internal Number of the last batch started, and of the oldest still in flight. */
+  _batchNumbers(): { last: number; oldestInFlight: number } {
+    const oldest = this.flights.values().next().value;
+    return { last: this.batchNo, oldestInFlight: oldest === undefined ? Infinity : oldest._no };
+  }
+
+  // ---- mechanics ----
+
+  /** Monotonic time; moves due delayed items into their groups. */
+  private advance(now: number): number {
+    if (typeof now !== "number" || Number.isNaN(now)) invalid("now", "a number (epoch ms)", now);
+    if (now > this.time) this.time = now;
+    else now = this.time;
+    const delayed = this.delayed;
+    let top = delayed.peek();
+    while (top !== undefined && top.notBefore <= now) {
+      delayed.pop();
+      this.push(top);
+      top = delayed.peek();
+    }
+    return now;
+  }
+
+  /** Puts an entry into the buffer: eligible now or delayed until `notBefore`. */
+  private enter(entry: Entry<T>, notBefore: number, now: number): void {
+    entry.notBefore = notBefore;
+    entry._order = ++this.order;
+    (entry._group as Group<T>).held++;
+    this.held++;
+    if (notBefore <= now) {
+      this.push(entry);
+    } else {
+      entry._state = DELAYED;
+      this.delayed.push(entry);
+    }
+  }
+
+  private push(entry: Entry<T>): void {
+    entry._state = ELIGIBLE;
+    const group = entry._group as Group<T>;
+    group.queue.push(entry);
+    group.pushed++;
+    group.bytes += entry._size;
+    if (group.heapIndex < 0) this.groupHeap.push(group);
+    if (!group.inReady && (group.length >= this.options.flushEvery || group.bytes >= this.options.maxBatchBytes)) {
+      this.markReady(group);
+    }
+  }
+
+  private markReady(group: Group<T>): void {
+    if (!group.inReady && group.length > 0) {
+      group.inReady = true;
+      this.ready.add(group);
+    }
+  }
+
+  /** The group that flushes next: oldest first among those with a trigger due (rule 4). */
+  private nextReady(now: number): Group<T> | undefined {
+    const top = this.groupHeap.peek();
+    if (top === undefined) return undefined;
+    if (this.closed || top.inReady || top.first().notBefore + this.options.flushInterval <= now) return top;
+    let best: Group<T> | undefined;
+    for (const group of this.ready) if (best === undefined || earlier(group.first(), best.first())) best = group;
+    return best;
+  }
+
+  private take(group: Group<T>): Flight<T> {
+    const { flushEvery, maxBatchBytes } = this.options;
+    const length = group.length;
+    let count = length < flushEvery ? length : flushEvery;
+    let reason: FlushReason;
+    if (group.bytes > maxBatchBytes) {
+      // Largest prefix that fits (each entry alone fits: add refuses bigger ones).
+      let bytes = 0;
+      let fit = 0;
+      while (fit < count) {
+        const size = (group.queue[group.head + fit] as Entry<T>)._size;
+        if (bytes + size > maxBatchBytes) break;
+        bytes += size;
+        fit++;
+      }
+      reason = fit < count || length < flushEvery ? "bytes" : "count";
+      count = fit;
+    } else if (length >= flushEvery) {
+      reason = "count";
+    } else if (group.bytes >= maxBatchBytes) {
+      reason = "bytes";
+    } else if (group.pushed - length < group.forcedTo) {
+      reason = "flush";
+    } else {
+      reason = this.closed ? "close" : "interval";
+    }
+
+    const start = group.head;
+    const entries = group.queue.slice(start, start + count);
+    group.head = start + count;
+    if (group.head === group.queue.length) {
+      group.queue.length = 0;
+      group.head = 0;
+    } else if (group.head > 1024 && group.head * 2 > group.queue.length) {
+      group.queue = group.queue.slice(group.head);
+      group.head = 0;
+    }
+
+    const flight = new Flight<T>(`${++this.batchNo}`, reason, group.key, entries, this.batchNo);
+    let bytes = 0;
+    const byKey = this.byKey;
+    for (let i = 0; i < count; i++) {
+      const entry = entries[i] as Entry<T>;
+      entry._state = IN_FLIGHT;
+      entry._flight = flight;
+      bytes += entry._size;
+      if (byKey !== undefined && byKey.get(entry._key as string) === entry) byKey.delete(entry._key as string);
+    }
+    group.bytes -= bytes;
+    group.held -= count;
+    this.held -= count;
+    this.inFlightItems += count;
+    this.flights.set(flight.id, flight);
+    this.counts.batches[reason]++;
+
+    if (group.length === 0) {
+      this.groupHeap.removeAt(group.heapIndex);
+      group.heapIndex = -1;
+      this.unready(group);
+      if (group.held === 0 && group.key !== undefined) this.groups.delete(group.key);
+    } else {
+      this.groupHeap.update(group.heapIndex);
+      if (
+        group.inReady &&
+        group.length < flushEvery &&
+        group.bytes < maxBatchBytes &&
+        group.pushed - group.length >= group.forcedTo
+      ) {
+        this.unready(group);
+      }
+    }
+    return flight;
+  }
+
+  private unready(group: Group<T>): void {
+    if (group.inReady) {
+      group.inReady = false;
+      this.ready.delete(group);
+    }
+  }
+
+  /** Marks an in-flight entry settled; true when that completed its batch (a slot is free). */
+  private settle(entry: Entry<T>): boolean {
+    if (entry._state !== IN_FLIGHT) throw new SettledError(entry.id);
+    const flight = entry._flight as Flight<T>;
+    entry._state = DONE;
+    entry._flight = undefined;
+    this.inFlightItems--;
+    if (--flight._remaining > 0) return false;
+    this.flights.delete(flight.id);
+    return true;
+  }
+
+  private merge(survivor: Entry<T>, payload: T, size: number): void {
+    this.counts.items.coalesced++;
+    if (this.options.coalesce === "first") {
+      this.last = { survivor, dropped: payload };
+      return;
+    }
+    this.last = { survivor, dropped: survivor.payload };
+    survivor.payload = payload;
+    if (survivor._state === ELIGIBLE) {
+      const group = survivor._group as Group<T>;
+      group.bytes += size - survivor._size;
+      if (group.bytes >= this.options.maxBatchBytes) this.markReady(group);
+    }
+    survivor._size = size;
+  }
+
+  private groupFor(key: string): Group<T> {
+    let group = this.groups.get(key);
+    if (group === undefined) {
+      group = new Group<T>(key);
+      this.groups.set(key, group);
+    }
+    return group;
+  }
+
+  /** The live group object for a returning entry (its old one may have been dropped when it emptied). */
+  private rejoin(group: Group<T>): Group<T> {
+    if (group.key === undefined) return group;
+    const live = this.groups.get(group.key);
+    if (live !== undefined) return live;
+    this.groups.set(group.key, group);
+    return group;
+  }
+
+  private find(batchId: string, itemId: string): Entry<T> {
+    const flight = this.flights.get(batchId);
+    if (flight === undefined) throw new SettledError(itemId, `[tranche/core] batch ${JSON.stringify(batchId)} is not in flight`);
+    const entries = flight._entries;
+    // Drivers usually settle in order: check the cursor before building an index.
+    let cursor = flight._cursor;
+    while (cursor < entries.length && (entries[cursor] as Entry<T>)._state !== IN_FLIGHT) cursor++;
+    flight._cursor = cursor;
+    const next = entries[cursor];
+    if (next !== undefined && next.id === itemId) return next;
+    if (flight._byId === undefined) {
+      flight._byId = new Map();
+      for (const entry of entries) if (!flight._byId.has(entry.id)) flight._byId.set(entry.id, entry);
+    }
+    let entry = flight._byId.get(itemId);
+    if (entry !== undefined && entry._state !== IN_FLIGHT) {
+      // Duplicate ids in one batch: settle the first one still in flight.
+      entry = entries.find((e) => e.id === itemId && e._state === IN_FLIGHT) ?? entry;
+    }
+    if (entry === undefined) throw new SettledError(itemId, `[tranche/core] item ${JSON.stringify(itemId)} is not in batch ${JSON.stringify(batchId)}`);
+    return entry;
+  }
+}

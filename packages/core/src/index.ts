@@ -1,0 +1,22 @@
+export { Batcher } from "./batcher.js";
+export type { AddResult, Batch, BatcherStats, Coalesced, Item, NewItem } from "./batcher.js";
+export { batched } from "./batched.js";
+export type { BatchContext, BatchHandler, BatchOptions, BatchRequest, Batched, BatchedStats, CallOptions } from "./batched.js";
+export { systemClock } from "./clock.js";
+export type { Clock } from "./clock.js";
+export { decodeWith, jsonCodec } from "./codec.js";
+export type { Codec } from "./codec.js";
+export {
+  BatchResultError,
+  BufferFullError,
+  ClosedError,
+  DecodeError,
+  OversizeError,
+  RetriesExhaustedError,
+  SettledError,
+  TimeoutError,
+  TrancheError,
+} from "./errors.js";
+export { backoffDelay, resolveOptions } from "./options.js";
+export type { Backoff, BatcherOptions, FlushReason, ResolvedOptions, RetryOptions } from "./options.js";
+export type { Delivery, Outcome, ResultStore, SendOptions, Transport, TransportCapabilities } from "./transport.js";

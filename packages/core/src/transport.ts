@@ -1,0 +1,70 @@
+/** What a transport can do natively; the worker and the conformance suite read it, never sniff it. */
+export interface TransportCapabilities {
+  /** Most deliveries one `receive` call can return. */
+  readonly maxReceive: number;
+  /** `retry(notBefore)` and delayed `send` are kept by the broker (not only by the worker). */
+  readonly nativeDelay: boolean;
+  /** Deliveries are leased and `extend` renews the lease. */
+  readonly lease: boolean;
+  /** The broker has its own dead-letter routing besides `deadLetter()`. */
+  readonly nativeDeadLetter: boolean;
+}
+
+/** One received item. `id` is the item id, stable across retries and re-sends. */
+export interface Delivery<T> {
+  readonly id: string;
+  readonly payload: T;
+  /** Deliveries of this item so far, this one included (1 on the first). */
+  readonly attempt: number;
+  /** Epoch ms before which the item must not run; a worker holds it until then. */
+  readonly notBefore?: number;
+  /** Epoch ms at which the transport may hand the item to another consumer. */
+  readonly leaseUntil?: number;
+  /** Set when the message could not be decoded (a `DecodeError`); `payload` is then undefined. */
+  readonly error?: Error;
+}
+
+/** Options of `Transport.send`. */
+export interface SendOptions {
+  /** Item id; sending an id again re-enqueues that item. Generated when absent. */
+  id?: string;
+  /** Countdown in ms before the item may run (a lower bound). */
+  delay?: number;
+}
+
+/** A queue that feeds a `Worker`: at-least-once, one outcome per delivery. */
+export interface Transport<T> {
+  readonly name: string;
+  readonly capabilities: TransportCapabilities;
+  /** Enqueue one payload; resolves with the item id. */
+  send(payload: T, options?: SendOptions): Promise<string>;
+  /** Enqueue many payloads; resolves with their ids in order. */
+  sendMany(payloads: T[], options?: { delay?: number }): Promise<string[]>;
+  /** 0..`max` deliveries; `[]` after the transport's wait, and promptly once `signal` aborts. */
+  receive(max: number, signal: AbortSignal): Promise<Delivery<T>[]>;
+  /** Remove deliveries for good. Bulk and idempotent. */
+  ack(deliveries: Delivery<T>[]): Promise<void>;
+  /** Deliver again, not before `notBefore` (epoch ms), with `attempt + 1`. Durable where the broker allows. */
+  retry(delivery: Delivery<T>, notBefore: number): Promise<void>;
+  /** Move to the dead letters with `reason`; never delivered again. */
+  deadLetter(delivery: Delivery<T>, reason: Error): Promise<void>;
+  /** Renew the lease of deliveries until `until` (epoch ms). */
+  extend?(deliveries: Delivery<T>[], until: number): Promise<void>;
+  /** Give deliveries back for immediate redelivery (shutdown without draining). */
+  release(deliveries: Delivery<T>[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** How an item ended, as a result store keeps it. */
+export type Outcome<R = unknown> =
+  | { readonly ok: true; readonly value: R }
+  | { readonly ok: false; readonly error: { readonly name: string; readonly message: string } };
+
+/** Keeps each item's outcome under its id so a producer can await it (celery-batches "Returning results"). */
+export interface ResultStore<R = unknown> {
+  /** Store `outcome` under `id` for `ttl` ms (forever when absent). */
+  set(id: string, outcome: Outcome<R>, ttl?: number): Promise<void>;
+  get(id: string): Promise<Outcome<R> | undefined>;
+  /** Resolves with the outcome once it is stored; rejects with `TimeoutError` after `timeout` ms or when `signal` aborts. Never polls. */
+  wait(id: string, options?: { timeout?: number; signal?: AbortSignal }): Promise<Outcome<R>>;
+}
