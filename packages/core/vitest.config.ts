@@ -4,5 +4,7 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
     testTimeout: 60_000,
+    // The JSON report feeds the "N passed, N failed" line that .ci/run prints.
+    reporters: ["default", ["json", { outputFile: "test-results/vitest.json" }]],
   },
 });

@@ -35,7 +35,7 @@ export interface BatchContext {
 export type BatchHandler<T, R> = (
   requests: BatchRequest<T, R>[],
   context: BatchContext,
-) => R[] | void | Promise<R[] | void>;
+) => (R | Error)[] | void | Promise<(R | Error)[] | void>;
 
 export interface BatchOptions<T> extends BatcherOptions<T> {
   /** What a call does when `maxBuffered` is reached: wait for room (FIFO) or reject with `BufferFullError`. @default "wait" */
@@ -91,15 +91,64 @@ class Request<T, R> extends Entry<T> implements BatchRequest<T, R> {
   }
 
   ack(result?: R): void {
-    this.driver.ack(this, result);
+    this.driver.ack(this.firstTry(), result);
   }
 
   fail(error: unknown): void {
-    this.driver.fail(this, error);
+    this.driver.fail(this.firstTry(), error);
   }
 
   retry(options?: { delay?: number }): void {
-    this.driver.retry(this, options?.delay);
+    this.driver.retry(this.firstTry(), options?.delay);
+  }
+
+  /** The item itself is its first try's handle; later tries get a `RetriedRequest`. */
+  private firstTry(): this {
+    if (this.attempt !== 1) throw new SettledError(this.id);
+    return this;
+  }
+}
+
+/**
+ * A retried item as the handler of its next try sees it. The handler of an earlier
+ * try may still hold the item (after a timeout, or after calling `retry()`): a
+ * handle settles only the try it was handed for, so a stale one throws `SettledError`.
+ */
+class RetriedRequest<T, R> implements BatchRequest<T, R> {
+  readonly attempt: number;
+
+  constructor(readonly request: Request<T, R>) {
+    this.attempt = request.attempt;
+  }
+
+  get id(): string {
+    return this.request.id;
+  }
+  get payload(): T {
+    return this.request.payload;
+  }
+  get enqueuedAt(): number {
+    return this.request.enqueuedAt;
+  }
+  get notBefore(): number {
+    return this.request.notBefore;
+  }
+
+  ack(result?: R): void {
+    this.request.driver.ack(this.current(), result);
+  }
+
+  fail(error: unknown): void {
+    this.request.driver.fail(this.current(), error);
+  }
+
+  retry(options?: { delay?: number }): void {
+    this.request.driver.retry(this.current(), options?.delay);
+  }
+
+  private current(): Request<T, R> {
+    if (this.request.attempt !== this.attempt) throw new SettledError(this.request.id);
+    return this.request;
   }
 }
 
@@ -224,14 +273,14 @@ class Driver<T, R> {
   // ---- outcomes ----
 
   ack(request: Request<T, R>, result: R | undefined): void {
-    const freed = this.batcher._ack(request, this.clock.now());
+    const freed = this.batcher._ack(request);
     request.resolve(result);
     if (request.merged !== undefined) for (const other of request.merged) other.resolve(result);
     this.settled(freed);
   }
 
   fail(request: Request<T, R>, error: unknown): void {
-    const freed = this.batcher._fail(request, this.clock.now());
+    const freed = this.batcher._fail(request);
     request.reject(error);
     if (request.merged !== undefined) for (const other of request.merged) other.reject(error);
     this.settled(freed);
@@ -345,8 +394,12 @@ class Driver<T, R> {
     if (handlerTimeout !== undefined) {
       context.timer = this.clock.setTimer(now + handlerTimeout, () => this.timedOut(flight, context, handlerTimeout));
     }
-    const requests = flight.items as unknown as Request<T, R>[];
-    let returned: R[] | void | Promise<R[] | void>;
+    const requests = flight.items as unknown as (Request<T, R> | RetriedRequest<T, R>)[];
+    for (let i = 0; i < requests.length; i++) {
+      const request = requests[i] as Request<T, R>;
+      if (request.attempt > 1) requests[i] = new RetriedRequest(request);
+    }
+    let returned: ReturnType<BatchHandler<T, R>>;
     try {
       returned = this.handler(requests, context);
     } catch (error) {
@@ -354,16 +407,16 @@ class Driver<T, R> {
       return;
     }
     if (returned !== null && typeof returned === "object" && typeof (returned as Promise<unknown>).then === "function") {
-      (returned as Promise<R[] | void>).then(
+      (returned as Promise<(R | Error)[] | void>).then(
         (value) => this.returned(flight, context, value),
         (error: unknown) => this.threw(flight, context, error),
       );
     } else {
-      this.returned(flight, context, returned as R[] | void);
+      this.returned(flight, context, returned as (R | Error)[] | void);
     }
   }
 
-  private returned(flight: Flight<T>, context: Context, value: R[] | void): void {
+  private returned(flight: Flight<T>, context: Context, value: (R | Error)[] | void): void {
     if (context.done) return;
     this.finish(flight, context);
     const entries = flight._entries as Request<T, R>[];
@@ -371,10 +424,11 @@ class Driver<T, R> {
       for (const request of entries) if (this.owns(flight, request)) this.ack(request, undefined);
       return;
     }
-    const requests = flight.items as unknown as Request<T, R>[];
+    const requests = flight.items as unknown as (Request<T, R> | RetriedRequest<T, R>)[];
     if (Array.isArray(value) && value.length === requests.length) {
       for (let i = 0; i < requests.length; i++) {
-        const request = requests[i] as Request<T, R>;
+        const item = requests[i];
+        const request = item instanceof RetriedRequest ? item.request : (item as Request<T, R>);
         if (!this.owns(flight, request)) continue;
         const result = value[i];
         if (result instanceof Error) this.fail(request, result);
@@ -487,7 +541,12 @@ export function batched<T, R = void>(handler: BatchHandler<T, R>, options?: Batc
     flush: { value: () => driver.flush() },
     close: {
       value: (closeOptions?: { timeout?: number }) => {
-        const timeout = closeOptions?.timeout === undefined ? undefined : checkMs("timeout", closeOptions.timeout);
+        let timeout: number | undefined;
+        try {
+          timeout = closeOptions?.timeout === undefined ? undefined : checkMs("timeout", closeOptions.timeout);
+        } catch (error) {
+          return Promise.reject(error);
+        }
         return driver.close(timeout);
       },
     },

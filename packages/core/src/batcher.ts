@@ -237,11 +237,13 @@ export class Batcher<T> {
   }
 
   ack(batchId: string, itemId: string, now: number): void {
-    this._ack(this.find(batchId, itemId), now);
+    this.advance(now);
+    this._ack(this.find(batchId, itemId));
   }
 
   fail(batchId: string, itemId: string, now: number): void {
-    this._fail(this.find(batchId, itemId), now);
+    this.advance(now);
+    this._fail(this.find(batchId, itemId));
   }
 
   /** Back to the buffer, eligible at `notBefore`, with `attempt + 1`. */
@@ -334,7 +336,7 @@ export class Batcher<T> {
       if (typeof key !== "string") invalid("dedupeKey(payload)", "a string", key);
       const survivor = this.byKey.get(key);
       if (survivor !== undefined) {
-        this.merge(survivor, entry.payload, size);
+        this.merge(survivor, entry.payload, size, groupKey);
         return "coalesced";
       }
       if (this.held + this.inFlightItems >= this.options.maxBuffered) return "full";
@@ -351,26 +353,26 @@ export class Batcher<T> {
     return "accepted";
   }
 
-  /** @internal */
-  _ack(entry: Entry<T>, now: number): boolean {
-    this.advance(now);
+  /** @internal Settling needs no time: only adds, polls and retries move it. True when the batch completed. */
+  _ack(entry: Entry<T>): boolean {
+    const freed = this.settle(entry);
     this.counts.items.acked++;
-    return this.settle(entry);
+    return freed;
   }
 
   /** @internal */
-  _fail(entry: Entry<T>, now: number): boolean {
-    this.advance(now);
+  _fail(entry: Entry<T>): boolean {
+    const freed = this.settle(entry);
     this.counts.items.failed++;
-    return this.settle(entry);
+    return freed;
   }
 
   /** @internal Returns "coalesced" when a buffered item with the same key absorbed it (see `coalesced`). */
   _retry(entry: Entry<T>, notBefore: number, now: number): "retried" | "coalesced" {
     if (typeof notBefore !== "number" || Number.isNaN(notBefore)) invalid("notBefore", "a number (epoch ms)", notBefore);
     now = this.advance(now);
-    this.counts.items.retried++;
     this.settle(entry);
+    this.counts.items.retried++;
     entry.attempt++;
     if (entry._key !== undefined) {
       const survivor = this.byKey?.get(entry._key);
@@ -496,7 +498,9 @@ export class Batcher<T> {
     const entries = group.queue.slice(start, start + count);
     group.head = start + count;
     if (group.head === group.queue.length) {
-      group.queue.length = 0;
+      // A fresh array, not `length = 0`: a long-lived array sits in old space, and every
+      // young entry pushed into it costs a write barrier and survives the next scavenge.
+      group.queue = [];
       group.head = 0;
     } else if (group.head > 1024 && group.head * 2 > group.queue.length) {
       group.queue = group.queue.slice(group.head);
@@ -558,7 +562,7 @@ export class Batcher<T> {
     return true;
   }
 
-  private merge(survivor: Entry<T>, payload: T, size: number): void {
+  private merge(survivor: Entry<T>, payload: T, size: number, groupKey: string | undefined): void {
     this.counts.items.coalesced++;
     if (this.options.coalesce === "first") {
       this.last = { survivor, dropped: payload };
@@ -566,12 +570,62 @@ export class Batcher<T> {
     }
     this.last = { survivor, dropped: survivor.payload };
     survivor.payload = payload;
+    const from = survivor._group as Group<T>;
+    const to = groupKey === undefined ? from : this.groupFor(groupKey);
+    if (to !== from) {
+      // The new payload belongs to another group: the survivor moves there, so no batch mixes groups.
+      this.move(survivor, from, to, size);
+      return;
+    }
     if (survivor._state === ELIGIBLE) {
-      const group = survivor._group as Group<T>;
-      group.bytes += size - survivor._size;
-      if (group.bytes >= this.options.maxBatchBytes) this.markReady(group);
+      from.bytes += size - survivor._size;
+      // A smaller payload can also take the bytes trigger away.
+      if (this.triggered(from)) this.markReady(from);
+      else this.unready(from);
     }
     survivor._size = size;
+  }
+
+  /** Whether a count, bytes or flush trigger holds for the group. */
+  private triggered(group: Group<T>): boolean {
+    return group.length >= this.options.flushEvery || group.bytes >= this.options.maxBatchBytes || group.pushed - group.length < group.forcedTo;
+  }
+
+  /** Moves a buffered entry to another group, keeping its place in eligibility order and any `flush()` it is owed. */
+  private move(entry: Entry<T>, from: Group<T>, to: Group<T>, size: number): void {
+    from.held--;
+    to.held++;
+    entry._group = to;
+    if (entry._state === ELIGIBLE) {
+      const index = from.queue.indexOf(entry, from.head);
+      const forced = index - from.head < from.forcedTo - (from.pushed - from.length);
+      from.queue.splice(index, 1);
+      from.bytes -= entry._size;
+      // `pushed - length` counts what left by batches: keep each group's flush debt exact.
+      if (!forced) from.pushed--;
+      if (from.length === 0) {
+        this.groupHeap.removeAt(from.heapIndex);
+        from.heapIndex = -1;
+        this.unready(from);
+      } else {
+        this.groupHeap.update(from.heapIndex);
+        if (!this.triggered(from)) this.unready(from);
+      }
+      if (forced) {
+        if (to.forcedTo < to.pushed - to.length) to.forcedTo = to.pushed - to.length;
+      } else {
+        to.pushed++;
+      }
+      let at = to.head;
+      while (at < to.queue.length && earlier(to.queue[at] as Entry<T>, entry)) at++;
+      to.queue.splice(at, 0, entry);
+      to.bytes += size;
+      if (to.heapIndex < 0) this.groupHeap.push(to);
+      else this.groupHeap.update(to.heapIndex);
+      if (this.triggered(to)) this.markReady(to);
+    }
+    entry._size = size;
+    if (from.held === 0 && from.key !== undefined) this.groups.delete(from.key);
   }
 
   private groupFor(key: string): Group<T> {
@@ -598,7 +652,7 @@ export class Batcher<T> {
     const entries = flight._entries;
     // Drivers usually settle in order: check the cursor before building an index.
     let cursor = flight._cursor;
-    while (cursor < entries.length && (entries[cursor] as Entry<T>)._state !== IN_FLIGHT) cursor++;
+    while (cursor < entries.length && (entries[cursor] as Entry<T>)._flight !== flight) cursor++;
     flight._cursor = cursor;
     const next = entries[cursor];
     if (next !== undefined && next.id === itemId) return next;
@@ -607,11 +661,13 @@ export class Batcher<T> {
       for (const entry of entries) if (!flight._byId.has(entry.id)) flight._byId.set(entry.id, entry);
     }
     let entry = flight._byId.get(itemId);
-    if (entry !== undefined && entry._state !== IN_FLIGHT) {
+    if (entry !== undefined && entry._flight !== flight) {
       // Duplicate ids in one batch: settle the first one still in flight.
-      entry = entries.find((e) => e.id === itemId && e._state === IN_FLIGHT) ?? entry;
+      entry = entries.find((e) => e.id === itemId && e._flight === flight) ?? entry;
     }
     if (entry === undefined) throw new SettledError(itemId, `[tranche/core] item ${JSON.stringify(itemId)} is not in batch ${JSON.stringify(batchId)}`);
+    // Settled in this batch already, though it may be in flight again in a later one after a retry.
+    if (entry._flight !== flight) throw new SettledError(itemId);
     return entry;
   }
 }

@@ -108,8 +108,10 @@ function checkFunction<F>(name: string, value: unknown): F | undefined {
 export function resolveOptions<T>(options: BatcherOptions<T> | undefined): ResolvedOptions<T> {
   if (options !== undefined && (typeof options !== "object" || options === null)) invalid("options", "an object", options);
   const o = options ?? {};
-  const flushEvery = checkInteger("flushEvery", o.flushEvery ?? 100, 1);
-  const flushInterval = checkMs("flushInterval", o.flushInterval ?? 1000, true);
+  // `null` is a value, not "use the default": it is rejected like any other wrong type.
+  const or = <V>(value: V | undefined, fallback: V): V => (value === undefined ? fallback : value);
+  const flushEvery = checkInteger("flushEvery", or(o.flushEvery, 100), 1);
+  const flushInterval = checkMs("flushInterval", or(o.flushInterval, 1000), true);
   const sizeOf = checkFunction<(payload: T) => number>("sizeOf", o.sizeOf);
   let maxBatchBytes = Infinity;
   if (o.maxBatchBytes !== undefined) {
@@ -117,16 +119,16 @@ export function resolveOptions<T>(options: BatcherOptions<T> | undefined): Resol
     if (o.maxBatchBytes !== Infinity && sizeOf === undefined) invalid("sizeOf", "a function when `maxBatchBytes` is set", o.sizeOf);
     maxBatchBytes = o.maxBatchBytes;
   }
-  const concurrency = checkInteger("concurrency", o.concurrency ?? 1, 1, true);
+  const concurrency = checkInteger("concurrency", or(o.concurrency, 1), 1, true);
   const maxBuffered = o.maxBuffered === undefined ? flushEvery * 10 : checkInteger("maxBuffered", o.maxBuffered, 1, true);
   if (maxBuffered < flushEvery) invalid("maxBuffered", `an integer ≥ flushEvery (${flushEvery})`, maxBuffered);
   const groupBy = checkFunction<(payload: T) => string>("groupBy", o.groupBy);
   const dedupeKey = checkFunction<(payload: T) => string>("dedupeKey", o.dedupeKey);
-  const coalesce = o.coalesce ?? "first";
+  const coalesce = or(o.coalesce, "first");
   if (coalesce !== "first" && coalesce !== "last") invalid("coalesce", '"first" or "last"', coalesce);
-  const retry = o.retry ?? {};
+  const retry = or<RetryOptions>(o.retry, {});
   if (typeof retry !== "object" || retry === null) invalid("retry", "an object", retry);
-  const attempts = checkInteger("retry.attempts", retry.attempts ?? 1, 1, true);
+  const attempts = checkInteger("retry.attempts", or(retry.attempts, 1), 1, true);
   const backoff = resolveBackoff(retry.backoff);
   const handlerTimeout = o.handlerTimeout === undefined ? undefined : checkMs("handlerTimeout", o.handlerTimeout);
   if (handlerTimeout === 0) invalid("handlerTimeout", "a number of ms > 0", 0);
@@ -144,8 +146,8 @@ function resolveBackoff(backoff: Backoff | undefined): Required<Backoff> {
   if (typeof backoff !== "object" || backoff === null) invalid("retry.backoff", "an object", backoff);
   if (backoff.type !== "fixed" && backoff.type !== "exponential") invalid("retry.backoff.type", '"fixed" or "exponential"', backoff.type);
   const delay = checkMs("retry.backoff.delay", backoff.delay);
-  const maxDelay = checkMs("retry.backoff.maxDelay", backoff.maxDelay ?? Infinity, true);
-  const jitter = backoff.jitter ?? 0;
+  const maxDelay = checkMs("retry.backoff.maxDelay", backoff.maxDelay === undefined ? Infinity : backoff.maxDelay, true);
+  const jitter = backoff.jitter === undefined ? 0 : backoff.jitter;
   if (typeof jitter !== "number" || !(jitter >= 0 && jitter <= 1)) invalid("retry.backoff.jitter", "a number from 0 to 1", jitter);
   return { type: backoff.type, delay, maxDelay, jitter };
 }

@@ -1,0 +1,163 @@
+import { execFileSync } from "node:child_process";
+import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import os from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { type BatcherResult, type BatcherSettings, runBatcher } from "./batcher-suite.js";
+import { type ContenderName, contenders } from "./contenders.js";
+import { type InProcessResult, type InProcessSettings, runInProcess } from "./in-process.js";
+import { type MemoryResult, runMemory } from "./memory.js";
+import { type Run, batcherTable, inProcessTable, memoryTable, targetLines } from "./report.js";
+
+const usage = `Usage: node --expose-gc dist/index.js [--quick] [--suite in-process,batcher,memory]
+       [--only tranche,dataloader,batshit,floor] [--sizes 10,100,1000] [--gc-rounds] [--out FILE]
+--gc-rounds forces a full GC before each timed round (a diagnostic: see README).
+A run narrowed by --suite, --only, --sizes or --gc-rounds writes no file unless --out is given.`;
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    suite: { type: "string" },
+    only: { type: "string" },
+    sizes: { type: "string" },
+    out: { type: "string" },
+    "gc-rounds": { type: "boolean", default: false },
+    help: { type: "boolean", default: false },
+  },
+});
+if (args.help) {
+  console.log(usage);
+  process.exit(0);
+}
+
+const quick = args.quick;
+const CHUNK = 1000;
+// ≥ the chunk: callers never wait for room, as with dataloader, which has no limit.
+const MAX_BUFFERED = 10 * CHUNK;
+
+const inProcessSettings: InProcessSettings = {
+  batchSizes: args.sizes === undefined ? [10, 100, 1000] : args.sizes.split(",").map(Number),
+  chunk: CHUNK,
+  itemsPerRound: quick ? 40_000 : 100_000,
+  // Multiples of 4: every contender runs equally often in each position (see roundOrder).
+  rounds: quick ? 4 : 12,
+  warmupRounds: quick ? 1 : 2,
+  collectBetweenRounds: args["gc-rounds"],
+};
+const batcherSettings: BatcherSettings = {
+  batchSize: 100,
+  itemsPerRound: quick ? 500_000 : 2_000_000,
+  rounds: quick ? 3 : 12,
+  warmupRounds: quick ? 1 : 2,
+  collectBetweenRounds: args["gc-rounds"],
+};
+const memoryItems = quick ? 200_000 : 1_000_000;
+
+const suites = new Set(args.suite?.split(",") ?? ["in-process", "batcher", "memory"]);
+const all = contenders(MAX_BUFFERED).filter((c) => args.only === undefined || args.only.split(",").includes(c.name));
+const narrowed = args.suite !== undefined || args.only !== undefined || args.sizes !== undefined || args["gc-rounds"];
+const here = dirname(fileURLToPath(import.meta.url));
+const out = args.out ?? (narrowed ? undefined : join(here, "..", "results", "latest.json"));
+const log = (line: string) => console.error(line);
+
+function machine() {
+  const require = createRequire(import.meta.url);
+  const version = (name: string): string => (require(`${name}/package.json`) as { version: string }).version;
+  let commit: string | undefined;
+  let coreDirty: boolean | undefined;
+  try {
+    commit = execFileSync("git", ["rev-parse", "HEAD"], { cwd: here, encoding: "utf8" }).trim();
+    coreDirty = execFileSync("git", ["status", "--porcelain", "--", "../packages/core"], { cwd: join(here, ".."), encoding: "utf8" }).trim() !== "";
+  } catch {
+    // Not a git checkout: the versions below still say what ran.
+  }
+  const cpus = os.cpus();
+  return {
+    cpu: cpus[0]?.model.trim(),
+    cores: cpus.length,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+    v8: process.versions.v8,
+    versions: { "@tranche/core": version("@tranche/core"), dataloader: version("dataloader"), "@yornaath/batshit": version("@yornaath/batshit") },
+    commit,
+    coreDirty,
+  };
+}
+
+async function main(): Promise<void> {
+  const info = machine();
+  const mode = quick ? "quick" : "full";
+  log(`tranche bench (${mode}) on ${info.cpu} ×${info.cores}, node ${info.node}`);
+
+  let inProcess: InProcessResult[] = [];
+  let batcher: BatcherResult[] = [];
+  let memory: MemoryResult[] = [];
+  if (suites.has("in-process")) inProcess = await runInProcess(inProcessSettings, all, log);
+  if (suites.has("batcher")) batcher = runBatcher(batcherSettings, log);
+  if (suites.has("memory")) memory = await runMemory(memoryItems, log);
+
+  const runs: Run[] = [
+    ...inProcess.map((r): Run => ({ suite: "in-process", name: r.name, batchSize: r.batchSize, itemsPerSec: Math.round(r.itemsPerSec) })),
+    ...batcher
+      .filter((r) => r.variant === "public-ids")
+      .map((r): Run => ({ suite: "batcher", name: "tranche", batchSize: r.batchSize, itemsPerSec: Math.round(r.itemsPerSec) })),
+  ];
+
+  const names = all.map((c) => c.name) as ContenderName[];
+  const sections: string[] = [`# tranche bench (${mode}), ${new Date().toISOString()}`, ""];
+  sections.push(`${info.cpu} ×${info.cores}, ${info.memoryGiB} GiB, node ${info.node} (V8 ${info.v8}), ${info.platform}`);
+  sections.push(
+    `@tranche/core ${info.versions["@tranche/core"]}${info.commit ? ` at ${info.commit.slice(0, 10)}${info.coreDirty ? " + uncommitted changes in packages/core" : ""}` : ""}, dataloader ${info.versions.dataloader}, @yornaath/batshit ${info.versions["@yornaath/batshit"]}`,
+  );
+  if (inProcess.length > 0) {
+    const { chunk, itemsPerRound, rounds } = inProcessSettings;
+    sections.push(
+      "",
+      `## In-process: ${itemsPerRound.toLocaleString("en-US")} calls per round, awaited in chunks of ${chunk} (\`await Promise.all(chunk)\`), handler \`async\` value → value × 2`,
+      "",
+      inProcessTable(inProcess, names, rounds),
+      "",
+      "Setups (N = flushEvery):",
+      ...all.map((c) => `- ${c.name}: \`${c.setup("N")}\``),
+      `- batched() runs with \`concurrency: Infinity\` and \`maxBuffered: ${MAX_BUFFERED}\` (≥ the chunk of ${chunk}) to match dataloader, which starts every batch at once and has no buffer limit; its defaults (concurrency 1, maxBuffered 10 × flushEvery) would make callers wait.`,
+      "- batshit's partial batch waits for a 0 ms setTimeout, the nearest it has to \"end of tick\"; at these sizes every batch fills first.",
+      ...all.filter((c) => c.freshPerRound !== undefined).map((c) => `- ${c.name} gets a fresh instance each round: ${c.freshPerRound}.`),
+    );
+  }
+  if (batcher.length > 0) {
+    sections.push("", `## Batcher (pure state machine): ${batcherSettings.itemsPerRound.toLocaleString("en-US")} items per round`, "", batcherTable(batcher, batcherSettings.rounds));
+  }
+  if (memory.length > 0) sections.push("", "## Memory", "", memoryTable(memory));
+  const verdicts = targetLines(inProcess, batcher, memory);
+  if (verdicts.length > 0) sections.push("", "## Targets", "", ...verdicts.map((line) => `- ${line}`));
+  console.log(sections.join("\n"));
+
+  if (out !== undefined) {
+    const result = {
+      runs,
+      memory: memory.map((m) => ({ name: m.name, what: m.what, items: m.items, bytesPerItem: Math.round(m.bytesPerItem * 10) / 10 })),
+      machine: info,
+      date: new Date().toISOString(),
+      mode,
+      settings: { inProcess: inProcessSettings, batcher: batcherSettings, memoryItems, maxBuffered: MAX_BUFFERED },
+      batcherVariants: batcher.map((r) => ({ variant: r.variant, batchSize: r.batchSize, itemsPerSec: Math.round(r.itemsPerSec) })),
+      samples: {
+        inProcess: inProcess.map((r) => ({ name: r.name, batchSize: r.batchSize, rounds: r.rounds.map(Math.round) })),
+        batcher: batcher.map((r) => ({ variant: r.variant, batchSize: r.batchSize, rounds: r.rounds.map(Math.round) })),
+      },
+      targets: verdicts,
+    };
+    mkdirSync(dirname(out), { recursive: true });
+    writeFileSync(`${out}.tmp`, `${JSON.stringify(result, null, 2)}\n`);
+    renameSync(`${out}.tmp`, out);
+    log(`wrote ${out}`);
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});

@@ -1,0 +1,85 @@
+import type { BatcherResult } from "./batcher-suite.js";
+import { variantLabels } from "./batcher-suite.js";
+import type { ContenderName } from "./contenders.js";
+import type { InProcessResult } from "./in-process.js";
+import type { MemoryResult } from "./memory.js";
+import { spread } from "./stats.js";
+
+/** The mandated shape of one entry of `runs` in results/latest.json. */
+export interface Run {
+  suite: "in-process" | "batcher";
+  name: ContenderName;
+  batchSize: number;
+  itemsPerSec: number;
+}
+
+export const targets = {
+  /** batched() ÷ dataloader at flushEvery 100. */
+  vsDataloader: 1.0,
+  /** batched() ÷ floor at flushEvery 100. */
+  vsFloor: 0.9,
+  /** Batcher add → poll → ack, items/s. */
+  batcherItemsPerSec: 10_000_000,
+  /** Bytes per held Batcher item beyond the payload. */
+  bytesPerHeldItem: 200,
+} as const;
+
+const rate = (perSec: number): string =>
+  perSec >= 1e6 ? `${(perSec / 1e6).toFixed(2)} M/s` : `${(perSec / 1e3).toFixed(0)} k/s`;
+const plusMinus = (rounds: readonly number[]): string => `±${(spread(rounds) * 100).toFixed(0)}%`;
+const ratio = (a: number | undefined, b: number | undefined): string =>
+  a === undefined || b === undefined ? "–" : `${(a / b).toFixed(2)}×`;
+
+export function inProcessTable(results: readonly InProcessResult[], names: readonly ContenderName[], rounds: number): string {
+  const sizes = [...new Set(results.map((r) => r.batchSize))];
+  const find = (name: ContenderName, size: number) => results.find((r) => r.name === name && r.batchSize === size);
+  const lines = [
+    `| flushEvery | ${names.join(" | ")} | tranche/dataloader | tranche/floor |`,
+    `|---:|${names.map(() => "---:").join("|")}|---:|---:|`,
+  ];
+  for (const size of sizes) {
+    const cells = names.map((name) => {
+      const r = find(name, size);
+      return r === undefined ? "–" : `${rate(r.itemsPerSec)} ${plusMinus(r.rounds)}`;
+    });
+    const t = find("tranche", size)?.itemsPerSec;
+    lines.push(`| ${size} | ${cells.join(" | ")} | ${ratio(t, find("dataloader", size)?.itemsPerSec)} | ${ratio(t, find("floor", size)?.itemsPerSec)} |`);
+  }
+  return `${lines.join("\n")}\n\nitems/s, median of ${rounds} rounds; each round runs every contender, in a balanced order (each runs right after each other one equally often); ± = half the range of the rounds.`;
+}
+
+export function batcherTable(results: readonly BatcherResult[], rounds: number): string {
+  const lines = ["| Batcher path | batch size | items/s |", "|---|---:|---:|"];
+  for (const r of results) lines.push(`| ${variantLabels[r.variant]} | ${r.batchSize} | ${rate(r.itemsPerSec)} ${plusMinus(r.rounds)} |`);
+  return `${lines.join("\n")}\n\nmedian of ${rounds} rounds, variants in a balanced order; the first row is the one reported in \`runs\`.`;
+}
+
+export function memoryTable(results: readonly MemoryResult[]): string {
+  const lines = ["| held | items | bytes/item |", "|---|---:|---:|"];
+  for (const r of results) lines.push(`| ${r.what} | ${r.items.toLocaleString("en-US")} | ${r.bytesPerItem.toFixed(1)} |`);
+  return `${lines.join("\n")}\n\nheapUsed growth after global.gc(), payload a small integer (0 bytes).`;
+}
+
+export function targetLines(inProcess: readonly InProcessResult[], batcher: readonly BatcherResult[], memory: readonly MemoryResult[]): string[] {
+  const lines: string[] = [];
+  const mark = (ok: boolean) => (ok ? "PASS" : "MISS");
+  const at100 = (name: ContenderName) => inProcess.find((r) => r.name === name && r.batchSize === 100)?.itemsPerSec;
+  const t = at100("tranche");
+  const d = at100("dataloader");
+  const f = at100("floor");
+  if (t !== undefined && d !== undefined) {
+    lines.push(`${mark(t / d >= targets.vsDataloader)} batched() ≥ ${targets.vsDataloader}× dataloader at flushEvery 100: ${(t / d).toFixed(2)}×`);
+  }
+  if (t !== undefined && f !== undefined) {
+    lines.push(`${mark(t / f >= targets.vsFloor)} batched() ≥ ${targets.vsFloor}× floor at flushEvery 100: ${(t / f).toFixed(2)}×`);
+  }
+  const b = batcher[0];
+  if (b !== undefined) {
+    lines.push(`${mark(b.itemsPerSec >= targets.batcherItemsPerSec)} Batcher ≥ 10M items/s (public API): ${rate(b.itemsPerSec)}`);
+  }
+  const m = memory.find((r) => r.name === "tranche-batcher");
+  if (m !== undefined) {
+    lines.push(`${mark(m.bytesPerItem <= targets.bytesPerHeldItem)} ≤ ${targets.bytesPerHeldItem} bytes per held Batcher item: ${m.bytesPerItem.toFixed(1)}`);
+  }
+  return lines;
+}
