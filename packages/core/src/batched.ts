@@ -187,7 +187,6 @@ class Driver<T, R> {
   private scheduled = false;
   private closing = false;
   private readonly waiting: { queue: Request<T, R>[]; head: number } = { queue: [], head: 0 };
-  private readonly contexts = new Map<Flight<T>, Context>();
   private flushWaiters: { resolve: () => void; upTo: number }[] = [];
   private closeWaiters: (() => void)[] = [];
   private closeTimers: unknown[] = [];
@@ -306,7 +305,15 @@ class Driver<T, R> {
 
   /** A batch completed: its slot is free for the next one, and waiting callers may fit. */
   private settled(freed: boolean): void {
-    if (freed) this.kick();
+    if (
+      freed &&
+      (this.batcher._held() > 0 ||
+        this.waiting.head < this.waiting.queue.length ||
+        this.flushWaiters.length > 0 ||
+        this.closeWaiters.length > 0)
+    ) {
+      this.kick();
+    }
   }
 
   /** Drain on a microtask: everything added in the current tick lands in one poll. */
@@ -389,7 +396,7 @@ class Driver<T, R> {
 
   private run(flight: Flight<T>, now: number): void {
     const context = new Context(flight as Flight<unknown>);
-    this.contexts.set(flight, context);
+    flight._driver = context;
     const { handlerTimeout } = this.batcher.options;
     if (handlerTimeout !== undefined) {
       context.timer = this.clock.setTimer(now + handlerTimeout, () => this.timedOut(flight, context, handlerTimeout));
@@ -465,7 +472,7 @@ class Driver<T, R> {
   private finish(flight: Flight<T>, context: Context): void {
     context.done = true;
     if (context.timer !== undefined) this.clock.clearTimer(context.timer);
-    this.contexts.delete(flight);
+    flight._driver = undefined;
   }
 
   private owns(flight: Flight<T>, request: Request<T, R>): boolean {
@@ -512,7 +519,9 @@ class Driver<T, R> {
       entry.reject(reason);
       if (entry.merged !== undefined) for (const other of entry.merged) other.reject(reason);
     }
-    for (const [flight, context] of [...this.contexts]) {
+    for (const flight of this.batcher._flights()) {
+      const context = flight._driver as Context | undefined;
+      if (context === undefined) continue;
       const reason = error();
       context.abort(reason);
       this.finish(flight, context);

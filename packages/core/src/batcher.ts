@@ -69,12 +69,11 @@ const DONE = 3;
  */
 export class Entry<T> implements Item<T> {
   _id: string | undefined;
-  /** Per-batcher number an absent id is made from. */
-  _n = 0;
   payload: T;
   attempt: number;
-  enqueuedAt = 0;
   notBefore = 0;
+  /** `notBefore − enqueuedAt`: a small integer, where a second epoch-ms field would cost a heap number per item. */
+  _wait = 0;
   /** Tie-break of equal `notBefore`: add order. */
   _order = 0;
   _state = DONE;
@@ -90,8 +89,13 @@ export class Entry<T> implements Item<T> {
   }
 
   get id(): string {
-    // Ids are only built when someone reads them: most in-process callers never do.
-    return (this._id ??= `${this._n}`);
+    // Built only when read: most in-process callers never do. `_order` values are
+    // never reused within a batcher, so the id is unique; once built it stays.
+    return (this._id ??= `${this._order}`);
+  }
+
+  get enqueuedAt(): number {
+    return this.notBefore - this._wait;
   }
 }
 
@@ -108,7 +112,10 @@ class Group<T> {
   /** Eligible + delayed entries of this group. */
   held = 0;
   heapIndex = -1;
+  /** A count, bytes or flush trigger holds. */
   inReady = false;
+  /** Listed in `Batcher.readyList` (possibly stale until the next scan). */
+  listed = false;
 
   constructor(readonly key: string | undefined) {}
 
@@ -128,6 +135,11 @@ export class Flight<T> implements Batch<T> {
   /** Index of the next entry expected to settle, for in-order settles by id. */
   _cursor = 0;
   _byId: Map<string, Entry<T>> | undefined = undefined;
+  /** Neighbours in the Batcher's list of in-flight batches, oldest first. */
+  _prev: Flight<T> | undefined = undefined;
+  _next: Flight<T> | undefined = undefined;
+  /** The driver's own record of this batch (its handler context). */
+  _driver: unknown = undefined;
   readonly items: Item<T>[];
 
   constructor(
@@ -165,16 +177,29 @@ export class Batcher<T> {
       group.heapIndex = index;
     },
   );
-  /** Groups with a count, bytes or flush trigger pending. */
-  private readonly ready = new Set<Group<T>>();
-  private readonly groups = new Map<string, Group<T>>();
+  // No Map or Set here gains and loses an entry per batch or per item: V8 keeps a
+  // replaced hash table linked to its successor, so once a major GC has moved one to
+  // the old generation, every minor GC keeps all later tables — and the items they
+  // held — alive, and the process spends its time promoting garbage.
+  /** Groups with a count, bytes or flush trigger pending (entries whose `inReady` went false are dropped on the next scan). */
+  private readonly readyList: Group<T>[] = [];
+  private readyCount = 0;
+  /** Groups by key; empty ones stay until a sweep, so keys are not deleted one by one. */
+  private groups = new Map<string, Group<T>>();
+  private sweepGroupsAt = 64;
   private readonly defaultGroup = new Group<T>(undefined);
-  private readonly byKey: Map<string, Entry<T>> | undefined;
-  private readonly flights = new Map<string, Flight<T>>();
+  /** Buffered entry by dedupe key; a stale value (an entry no longer buffered) counts as absent. */
+  private byKey: Map<string, Entry<T>> | undefined;
+  private sweepKeysAt = 1024;
+  /** In-flight batches, oldest first. */
+  private oldest: Flight<T> | undefined = undefined;
+  private newest: Flight<T> | undefined = undefined;
+  private flightCount = 0;
+  /** The batch the last settle by id found: drivers settle one batch's items together. */
+  private lastFound: Flight<T> | undefined = undefined;
 
   private time = -Infinity;
   private order = 0;
-  private entries = 0;
   private batchNo = 0;
   private held = 0;
   private inFlightItems = 0;
@@ -214,7 +239,7 @@ export class Batcher<T> {
     now = this.advance(now);
     const batches: Batch<T>[] = [];
     const { concurrency } = this.options;
-    while (this.flights.size < concurrency) {
+    while (this.flightCount < concurrency) {
       const group = this.nextReady(now);
       if (group === undefined) break;
       batches.push(this.take(group));
@@ -227,9 +252,9 @@ export class Batcher<T> {
    * (or an add) can create some. A time ≤ now means "poll now".
    */
   nextWake(): number | undefined {
-    if (this.flights.size >= this.options.concurrency) return undefined;
+    if (this.flightCount >= this.options.concurrency) return undefined;
     const top = this.groupHeap.peek();
-    if (this.ready.size > 0 || (this.closed && top !== undefined)) return this.time;
+    if (this.readyCount > 0 || (this.closed && top !== undefined)) return this.time;
     let wake = top === undefined ? Infinity : top.first().notBefore + this.options.flushInterval;
     const delayed = this.delayed.peek();
     if (delayed !== undefined && delayed.notBefore < wake) wake = delayed.notBefore;
@@ -284,14 +309,16 @@ export class Batcher<T> {
       group.heapIndex = -1;
     }
     this.groupHeap.clear();
-    this.ready.clear();
+    for (const group of this.readyList) group.listed = false;
+    this.readyList.length = 0;
+    this.readyCount = 0;
     for (const entry of this.delayed.items) {
       out.push(entry);
       (entry._group as Group<T>).held = 0;
     }
     this.delayed.clear();
-    this.groups.clear();
-    this.byKey?.clear();
+    this.groups = new Map();
+    if (this.byKey !== undefined) this.byKey = new Map();
     out.sort((a, b) => (earlier(a, b) ? -1 : 1));
     for (const entry of out) entry._state = DONE;
     this.held = 0;
@@ -305,7 +332,7 @@ export class Batcher<T> {
       eligible: this.held - this.delayed.size,
       delayed: this.delayed.size,
       inFlight: this.inFlightItems,
-      inFlightBatches: this.flights.size,
+      inFlightBatches: this.flightCount,
       batches: { ...batches },
       items: { ...items },
     };
@@ -330,26 +357,24 @@ export class Batcher<T> {
       invalid("notBefore", "a number (epoch ms)", notBefore);
     }
     now = this.advance(now);
-    entry._n = ++this.entries;
     if (this.byKey !== undefined) {
       const key = (dedupeKey as (payload: T) => string)(entry.payload);
       if (typeof key !== "string") invalid("dedupeKey(payload)", "a string", key);
-      const survivor = this.byKey.get(key);
+      const survivor = this.buffered(key);
       if (survivor !== undefined) {
         this.merge(survivor, entry.payload, size, groupKey);
         return "coalesced";
       }
       if (this.held + this.inFlightItems >= this.options.maxBuffered) return "full";
       entry._key = key;
-      this.byKey.set(key, entry);
+      this.setKey(key, entry);
     } else if (this.held + this.inFlightItems >= this.options.maxBuffered) {
       return "full";
     }
     entry._size = size;
     entry._group = groupKey === undefined ? this.defaultGroup : this.groupFor(groupKey);
-    entry.enqueuedAt = now;
     this.counts.items.accepted++;
-    this.enter(entry, notBefore === undefined || notBefore < now ? now : notBefore, now);
+    this.enter(entry, notBefore === undefined || notBefore < now ? now : notBefore, now, now);
     return "accepted";
   }
 
@@ -375,7 +400,7 @@ export class Batcher<T> {
     this.counts.items.retried++;
     entry.attempt++;
     if (entry._key !== undefined) {
-      const survivor = this.byKey?.get(entry._key);
+      const survivor = this.buffered(entry._key);
       if (survivor !== undefined) {
         // The buffered one arrived later than this retried one: it is the newer payload
         // under either policy, so it survives unchanged.
@@ -383,10 +408,10 @@ export class Batcher<T> {
         this.counts.items.coalesced++;
         return "coalesced";
       }
-      this.byKey?.set(entry._key, entry);
+      this.setKey(entry._key, entry);
     }
     entry._group = this.rejoin(entry._group as Group<T>);
-    this.enter(entry, notBefore < now ? now : notBefore, now);
+    this.enter(entry, notBefore < now ? now : notBefore, now, entry.enqueuedAt);
     return "retried";
   }
 
@@ -397,14 +422,25 @@ export class Batcher<T> {
 
   /** @internal Whether some `flush()` still owes batches. */
   _flushPending(): boolean {
-    for (const group of this.ready) if (group.pushed - group.length < group.forcedTo) return true;
+    for (const group of this.readyGroups()) if (group.pushed - group.length < group.forcedTo) return true;
     return false;
   }
 
   /** @internal Number of the last batch started, and of the oldest still in flight. */
   _batchNumbers(): { last: number; oldestInFlight: number } {
-    const oldest = this.flights.values().next().value;
-    return { last: this.batchNo, oldestInFlight: oldest === undefined ? Infinity : oldest._no };
+    return { last: this.batchNo, oldestInFlight: this.oldest === undefined ? Infinity : this.oldest._no };
+  }
+
+  /** @internal In-flight batches, oldest first. */
+  _flights(): Flight<T>[] {
+    const out: Flight<T>[] = [];
+    for (let flight = this.oldest; flight !== undefined; flight = flight._next) out.push(flight);
+    return out;
+  }
+
+  /** @internal Items buffered (eligible + delayed). */
+  _held(): number {
+    return this.held;
   }
 
   // ---- mechanics ----
@@ -425,8 +461,9 @@ export class Batcher<T> {
   }
 
   /** Puts an entry into the buffer: eligible now or delayed until `notBefore`. */
-  private enter(entry: Entry<T>, notBefore: number, now: number): void {
+  private enter(entry: Entry<T>, notBefore: number, now: number, enqueuedAt: number): void {
     entry.notBefore = notBefore;
+    entry._wait = notBefore - enqueuedAt;
     entry._order = ++this.order;
     (entry._group as Group<T>).held++;
     this.held++;
@@ -453,8 +490,25 @@ export class Batcher<T> {
   private markReady(group: Group<T>): void {
     if (!group.inReady && group.length > 0) {
       group.inReady = true;
-      this.ready.add(group);
+      this.readyCount++;
+      if (!group.listed) {
+        group.listed = true;
+        this.readyList.push(group);
+      }
     }
+  }
+
+  /** The ready groups, dropping stale list entries on the way. */
+  private readyGroups(): Group<T>[] {
+    const list = this.readyList;
+    let write = 0;
+    for (let read = 0; read < list.length; read++) {
+      const group = list[read] as Group<T>;
+      if (group.inReady) list[write++] = group;
+      else group.listed = false;
+    }
+    list.length = write;
+    return list;
   }
 
   /** The group that flushes next: oldest first among those with a trigger due (rule 4). */
@@ -463,7 +517,7 @@ export class Batcher<T> {
     if (top === undefined) return undefined;
     if (this.closed || top.inReady || top.first().notBefore + this.options.flushInterval <= now) return top;
     let best: Group<T> | undefined;
-    for (const group of this.ready) if (best === undefined || earlier(group.first(), best.first())) best = group;
+    for (const group of this.readyGroups()) if (best === undefined || earlier(group.first(), best.first())) best = group;
     return best;
   }
 
@@ -509,26 +563,29 @@ export class Batcher<T> {
 
     const flight = new Flight<T>(`${++this.batchNo}`, reason, group.key, entries, this.batchNo);
     let bytes = 0;
-    const byKey = this.byKey;
     for (let i = 0; i < count; i++) {
       const entry = entries[i] as Entry<T>;
       entry._state = IN_FLIGHT;
       entry._flight = flight;
       bytes += entry._size;
-      if (byKey !== undefined && byKey.get(entry._key as string) === entry) byKey.delete(entry._key as string);
     }
     group.bytes -= bytes;
     group.held -= count;
     this.held -= count;
     this.inFlightItems += count;
-    this.flights.set(flight.id, flight);
+    if (this.newest === undefined) this.oldest = flight;
+    else {
+      this.newest._next = flight;
+      flight._prev = this.newest;
+    }
+    this.newest = flight;
+    this.flightCount++;
     this.counts.batches[reason]++;
 
     if (group.length === 0) {
       this.groupHeap.removeAt(group.heapIndex);
       group.heapIndex = -1;
       this.unready(group);
-      if (group.held === 0 && group.key !== undefined) this.groups.delete(group.key);
     } else {
       this.groupHeap.update(group.heapIndex);
       if (
@@ -546,7 +603,7 @@ export class Batcher<T> {
   private unready(group: Group<T>): void {
     if (group.inReady) {
       group.inReady = false;
-      this.ready.delete(group);
+      this.readyCount--;
     }
   }
 
@@ -558,7 +615,14 @@ export class Batcher<T> {
     entry._flight = undefined;
     this.inFlightItems--;
     if (--flight._remaining > 0) return false;
-    this.flights.delete(flight.id);
+    const { _prev: prev, _next: next } = flight;
+    if (prev === undefined) this.oldest = next;
+    else prev._next = next;
+    if (next === undefined) this.newest = prev;
+    else next._prev = prev;
+    flight._prev = flight._next = undefined;
+    this.flightCount--;
+    if (this.lastFound === flight) this.lastFound = undefined;
     return true;
   }
 
@@ -625,16 +689,41 @@ export class Batcher<T> {
       if (this.triggered(to)) this.markReady(to);
     }
     entry._size = size;
-    if (from.held === 0 && from.key !== undefined) this.groups.delete(from.key);
   }
 
   private groupFor(key: string): Group<T> {
     let group = this.groups.get(key);
     if (group === undefined) {
+      if (this.groups.size >= this.sweepGroupsAt) this.sweepGroups();
       group = new Group<T>(key);
       this.groups.set(key, group);
     }
     return group;
+  }
+
+  /** Drops empty groups in one go, into a fresh Map (see the note on the fields). */
+  private sweepGroups(): void {
+    const live = new Map<string, Group<T>>();
+    for (const [key, group] of this.groups) if (group.held > 0) live.set(key, group);
+    this.groups = live;
+    this.sweepGroupsAt = Math.max(64, live.size * 2);
+  }
+
+  /** The buffered entry under a dedupe key, if any. */
+  private buffered(key: string): Entry<T> | undefined {
+    const entry = (this.byKey as Map<string, Entry<T>>).get(key);
+    return entry !== undefined && entry._key === key && (entry._state === ELIGIBLE || entry._state === DELAYED) ? entry : undefined;
+  }
+
+  private setKey(key: string, entry: Entry<T>): void {
+    let byKey = this.byKey as Map<string, Entry<T>>;
+    if (byKey.size >= this.sweepKeysAt && !byKey.has(key)) {
+      const live = new Map<string, Entry<T>>();
+      for (const [k, e] of byKey) if (this.buffered(k) === e) live.set(k, e);
+      this.byKey = byKey = live;
+      this.sweepKeysAt = Math.max(1024, live.size * 2);
+    }
+    byKey.set(key, entry);
   }
 
   /** The live group object for a returning entry (its old one may have been dropped when it emptied). */
@@ -647,7 +736,12 @@ export class Batcher<T> {
   }
 
   private find(batchId: string, itemId: string): Entry<T> {
-    const flight = this.flights.get(batchId);
+    let flight = this.lastFound;
+    if (flight === undefined || flight.id !== batchId) {
+      flight = this.newest;
+      while (flight !== undefined && flight.id !== batchId) flight = flight._prev;
+      this.lastFound = flight;
+    }
     if (flight === undefined) throw new SettledError(itemId, `[tranche/core] batch ${JSON.stringify(batchId)} is not in flight`);
     const entries = flight._entries;
     // Drivers usually settle in order: check the cursor before building an index.
