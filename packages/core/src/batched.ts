@@ -474,7 +474,7 @@ class Driver<T, R> {
         const request = context.wrapped && item instanceof RetriedRequest ? item.request : (item as Request<T, R>);
         if (!this.owns(flight, request)) continue;
         const result = value[i];
-        if (result instanceof Error) this.fail(request, result);
+        if (typeof result === "object" && result !== null && result instanceof Error) this.fail(request, result);
         else this.ack(request, result);
       }
       if (flight._remaining === 0) return;

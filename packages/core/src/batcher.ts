@@ -463,7 +463,8 @@ export class Batcher<T> {
   /** Puts an entry into the buffer: eligible now or delayed until `notBefore`. */
   private enter(entry: Entry<T>, notBefore: number, now: number, enqueuedAt: number): void {
     entry.notBefore = notBefore;
-    entry._wait = notBefore - enqueuedAt;
+    // A literal 0 keeps the field a small integer: a computed 0.0 would box it.
+    entry._wait = notBefore === enqueuedAt ? 0 : notBefore - enqueuedAt;
     entry._order = ++this.order;
     (entry._group as Group<T>).held++;
     this.held++;
