@@ -374,33 +374,22 @@ class SettleAgainCommand implements Cmd {
   }
 }
 
-class FlushCommand implements Cmd {
-  constructor(readonly thenPoll: boolean) {}
+/** `flush()` or `close()`, optionally followed by a poll. */
+class FlushOrCloseCommand implements Cmd {
+  constructor(
+    readonly op: "flush" | "close",
+    readonly thenPoll: boolean,
+  ) {}
   check(): boolean {
     return true;
   }
   run(w: World, r: Real): void {
-    expect(r.rec.run({ op: "flush", now: w.now })).toEqual(outcomeOf(() => w.model.flush(w.now)));
+    expect(r.rec.run({ op: this.op, now: w.now })).toEqual(outcomeOf(() => w.model[this.op](w.now)));
     checkState(w, r);
     if (this.thenPoll) pollBoth(w, r, w.now);
   }
   toString(): string {
-    return this.thenPoll ? "flush+poll" : "flush";
-  }
-}
-
-class CloseCommand implements Cmd {
-  constructor(readonly thenPoll: boolean) {}
-  check(): boolean {
-    return true;
-  }
-  run(w: World, r: Real): void {
-    expect(r.rec.run({ op: "close", now: w.now })).toEqual(outcomeOf(() => w.model.close(w.now)));
-    checkState(w, r);
-    if (this.thenPoll) pollBoth(w, r, w.now);
-  }
-  toString(): string {
-    return this.thenPoll ? "close+poll" : "close";
+    return this.thenPoll ? `${this.op}+poll` : this.op;
   }
 }
 
@@ -431,8 +420,8 @@ const command: fc.Arbitrary<Cmd> = fc.oneof(
   { weight: 8, arbitrary: fc.tuple(fc.nat(7), fc.nat(7), settleHow, retryDelay).map(([b, i, how, d]) => new SettleCommand(b, i, how, d)) },
   { weight: 6, arbitrary: fc.tuple(fc.nat(7), fc.array(settleHow, { minLength: 1, maxLength: 4 }), retryDelay).map(([b, hows, d]) => new SettleBatchCommand(b, hows, d)) },
   { weight: 1, arbitrary: fc.tuple(fc.nat(7), settleHow).map(([b, how]) => new SettleAgainCommand(b, how)) },
-  { weight: 3, arbitrary: fc.boolean().map((p) => new FlushCommand(p)) },
-  { weight: 1, arbitrary: fc.boolean().map((p) => new CloseCommand(p)) },
+  { weight: 3, arbitrary: fc.boolean().map((p) => new FlushOrCloseCommand("flush", p)) },
+  { weight: 1, arbitrary: fc.boolean().map((p) => new FlushOrCloseCommand("close", p)) },
   { weight: 1, arbitrary: fc.constant(new EvictCommand()) },
 );
 

@@ -16,6 +16,7 @@
  */
 import { ClosedError, OversizeError, SettledError } from "../../src/errors.js";
 import type { FlushReason } from "../../src/options.js";
+import type { BatcherStats } from "../../src/batcher.js";
 
 export interface ModelOptions<T> {
   readonly flushEvery: number;
@@ -56,15 +57,8 @@ export interface ModelBatch {
   readonly unsettled: Set<string>;
 }
 
-export interface ModelStats {
-  held: number;
-  eligible: number;
-  delayed: number;
-  inFlight: number;
-  inFlightBatches: number;
-  batches: Record<FlushReason, number>;
-  items: { accepted: number; coalesced: number; acked: number; failed: number; retried: number };
-}
+/** The model reports the same counters as the real `Batcher`. */
+export type ModelStats = BatcherStats;
 
 const byEligibility = <T>(a: ModelItem<T>, b: ModelItem<T>): number => a.notBefore - b.notBefore || a.seq - b.seq;
 
