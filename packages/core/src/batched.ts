@@ -188,7 +188,12 @@ class Driver<T, R> {
   private timerAt = Infinity;
   private scheduled = false;
   private closing = false;
-  private readonly waiting: { queue: Request<T, R>[]; head: number } = { queue: [], head: 0 };
+  /** Calls waiting for room, FIFO from `head`, with the `notBefore` each asked for. */
+  private waiting: { queue: Request<T, R>[]; notBefore: (number | undefined)[]; head: number } = {
+    queue: [],
+    notBefore: [],
+    head: 0,
+  };
   private flushWaiters: { resolve: () => void; upTo: number }[] = [];
   private closeWaiters: (() => void)[] = [];
   private closeTimers: unknown[] = [];
@@ -238,22 +243,22 @@ class Driver<T, R> {
     const promise = new Promise<R>(capture);
     const request = new Request<T, R>(this, payload, id);
     const now = this.now();
-    if (delay > 0) request.notBefore = now + delay;
+    const notBefore = delay > 0 ? now + delay : undefined;
     if (this.waiting.head < this.waiting.queue.length) {
       // Callers already wait for room: FIFO, so this one queues behind them.
-      this.enqueueWaiting(request);
+      this.enqueueWaiting(request, notBefore);
       return promise;
     }
     let result: AddResult;
     try {
-      result = this.batcher._offer(request, now, delay > 0 ? now + delay : undefined, false);
+      result = this.batcher._offer(request, now, notBefore, false);
     } catch (error) {
       request.reject(error);
       return promise;
     }
     if (result === "accepted") this.schedule(now);
     else if (result === "coalesced") this.attach(request);
-    else if (this.onFull === "wait") this.enqueueWaiting(request);
+    else if (this.onFull === "wait") this.enqueueWaiting(request, notBefore);
     else request.reject(new BufferFullError(this.batcher.options.maxBuffered));
     return promise;
   }
@@ -398,23 +403,26 @@ class Driver<T, R> {
       const request = waiting.queue[waiting.head] as Request<T, R>;
       let result: AddResult;
       try {
-        result = this.batcher._offer(request, now, request.notBefore > now ? request.notBefore : undefined, true);
+        result = this.batcher._offer(request, now, waiting.notBefore[waiting.head], true);
       } catch (error) {
         request.reject(error);
         result = "accepted";
       }
       if (result === "full") break;
-      waiting.queue[waiting.head++] = undefined as unknown as Request<T, R>;
+      waiting.queue[waiting.head] = undefined as unknown as Request<T, R>;
+      waiting.notBefore[waiting.head++] = undefined;
       if (result === "coalesced") this.attach(request);
     }
     if (waiting.head === waiting.queue.length) {
-      waiting.queue.length = 0;
+      waiting.queue = [];
+      waiting.notBefore = [];
       waiting.head = 0;
     }
   }
 
-  private enqueueWaiting(request: Request<T, R>): void {
+  private enqueueWaiting(request: Request<T, R>, notBefore: number | undefined): void {
     this.waiting.queue.push(request);
+    this.waiting.notBefore.push(notBefore);
   }
 
   /** A merged caller follows the survivor's outcome. */
@@ -548,7 +556,8 @@ class Driver<T, R> {
     const error = () => new ClosedError("[tranche/core] closed before this item ran");
     const waiting = this.waiting;
     for (let i = waiting.head; i < waiting.queue.length; i++) (waiting.queue[i] as Request<T, R>).reject(error());
-    waiting.queue.length = 0;
+    waiting.queue = [];
+    waiting.notBefore = [];
     waiting.head = 0;
     for (const entry of this.batcher.evict(now) as Request<T, R>[]) {
       const reason = error();

@@ -71,8 +71,12 @@ export class Entry<T> implements Item<T> {
   _id: string | undefined;
   payload: T;
   attempt: number;
-  notBefore = 0;
-  /** `notBefore − enqueuedAt`: a small integer, where a second epoch-ms field would cost a heap number per item. */
+  /**
+   * `notBefore` as ms since the batcher's origin (its first `now`). Epoch ms do not fit
+   * a small integer, and a field holding them costs a heap number per item.
+   */
+  _nb = 0;
+  /** `notBefore − enqueuedAt`, in ms. */
   _wait = 0;
   /** Tie-break of equal `notBefore`: add order. */
   _order = 0;
@@ -92,6 +96,10 @@ export class Entry<T> implements Item<T> {
     // Built only when read: most in-process callers never do. `_order` values are
     // never reused within a batcher, so the id is unique; once built it stays.
     return (this._id ??= `${this._order}`);
+  }
+
+  get notBefore(): number {
+    return this._nb + (this._group === undefined ? 0 : this._group.origin.at);
   }
 
   get enqueuedAt(): number {
@@ -117,7 +125,11 @@ class Group<T> {
   /** Listed in `Batcher.readyList` (possibly stale until the next scan). */
   listed = false;
 
-  constructor(readonly key: string | undefined) {}
+  constructor(
+    readonly key: string | undefined,
+    /** The batcher's time origin, shared by its groups so an entry can tell its absolute times. */
+    readonly origin: { at: number },
+  ) {}
 
   get length(): number {
     return this.queue.length - this.head;
@@ -155,8 +167,17 @@ export class Flight<T> implements Batch<T> {
   }
 }
 
+/**
+ * The same number, as a small integer where it is one: arithmetic on epoch ms yields
+ * heap numbers even when the result is integral, and storing one boxes the field.
+ */
+const small = (ms: number): number => {
+  const int = ms | 0;
+  return int === ms ? int : ms;
+};
+
 const earlier = <T>(a: Entry<T>, b: Entry<T>): boolean =>
-  a.notBefore < b.notBefore || (a.notBefore === b.notBefore && a._order < b._order);
+  a._nb < b._nb || (a._nb === b._nb && a._order < b._order);
 
 /**
  * The pure batching state machine: it decides which items form which batch and
@@ -187,7 +208,10 @@ export class Batcher<T> {
   /** Groups by key; empty ones stay until a sweep, so keys are not deleted one by one. */
   private groups = new Map<string, Group<T>>();
   private sweepGroupsAt = 64;
-  private readonly defaultGroup = new Group<T>(undefined);
+  /** Times inside are ms since `origin.at`, the first `now` seen (see `Entry._nb`). */
+  private readonly origin = { at: 0 };
+  private hasOrigin = false;
+  private readonly defaultGroup = new Group<T>(undefined, this.origin);
   /** Buffered entry by dedupe key; a stale value (an entry no longer buffered) counts as absent. */
   private byKey: Map<string, Entry<T>> | undefined;
   private sweepKeysAt = 1024;
@@ -198,7 +222,8 @@ export class Batcher<T> {
   /** The batch the last settle by id found: drivers settle one batch's items together. */
   private lastFound: Flight<T> | undefined = undefined;
 
-  private time = -Infinity;
+  /** Local time of the last operation (ms since `origin.at`, never negative). */
+  private time = 0;
   private order = 0;
   private batchNo = 0;
   private held = 0;
@@ -254,11 +279,11 @@ export class Batcher<T> {
   nextWake(): number | undefined {
     if (this.flightCount >= this.options.concurrency) return undefined;
     const top = this.groupHeap.peek();
-    if (this.readyCount > 0 || (this.closed && top !== undefined)) return this.time;
-    let wake = top === undefined ? Infinity : top.first().notBefore + this.options.flushInterval;
+    if (this.readyCount > 0 || (this.closed && top !== undefined)) return this.time + this.origin.at;
+    let wake = top === undefined ? Infinity : top.first()._nb + this.options.flushInterval;
     const delayed = this.delayed.peek();
-    if (delayed !== undefined && delayed.notBefore < wake) wake = delayed.notBefore;
-    return wake === Infinity ? undefined : wake;
+    if (delayed !== undefined && delayed._nb < wake) wake = delayed._nb;
+    return wake === Infinity ? undefined : wake + this.origin.at;
   }
 
   ack(batchId: string, itemId: string, now: number): void {
@@ -357,6 +382,7 @@ export class Batcher<T> {
       invalid("notBefore", "a number (epoch ms)", notBefore);
     }
     now = this.advance(now);
+    if (notBefore !== undefined) notBefore = small(notBefore - this.origin.at);
     if (this.byKey !== undefined) {
       const key = (dedupeKey as (payload: T) => string)(entry.payload);
       if (typeof key !== "string") invalid("dedupeKey(payload)", "a string", key);
@@ -396,6 +422,8 @@ export class Batcher<T> {
   _retry(entry: Entry<T>, notBefore: number, now: number): "retried" | "coalesced" {
     if (typeof notBefore !== "number" || Number.isNaN(notBefore)) invalid("notBefore", "a number (epoch ms)", notBefore);
     now = this.advance(now);
+    const enqueuedAt = entry._nb - entry._wait;
+    notBefore = small(notBefore - this.origin.at);
     this.settle(entry);
     this.counts.items.retried++;
     entry.attempt++;
@@ -411,7 +439,7 @@ export class Batcher<T> {
       this.setKey(entry._key, entry);
     }
     entry._group = this.rejoin(entry._group as Group<T>);
-    this.enter(entry, notBefore < now ? now : notBefore, now, entry.enqueuedAt);
+    this.enter(entry, notBefore < now ? now : notBefore, now, enqueuedAt);
     return "retried";
   }
 
@@ -445,14 +473,19 @@ export class Batcher<T> {
 
   // ---- mechanics ----
 
-  /** Monotonic time; moves due delayed items into their groups. */
+  /** Local, monotonic time (ms since the origin); moves due delayed items into their groups. */
   private advance(now: number): number {
     if (typeof now !== "number" || Number.isNaN(now)) invalid("now", "a number (epoch ms)", now);
+    if (!this.hasOrigin) {
+      this.hasOrigin = true;
+      this.origin.at = Math.floor(now);
+    }
+    now = small(now - this.origin.at);
     if (now > this.time) this.time = now;
     else now = this.time;
     const delayed = this.delayed;
     let top = delayed.peek();
-    while (top !== undefined && top.notBefore <= now) {
+    while (top !== undefined && top._nb <= now) {
       delayed.pop();
       this.push(top);
       top = delayed.peek();
@@ -461,10 +494,10 @@ export class Batcher<T> {
   }
 
   /** Puts an entry into the buffer: eligible now or delayed until `notBefore`. */
+  /** Times local (since the origin). */
   private enter(entry: Entry<T>, notBefore: number, now: number, enqueuedAt: number): void {
-    entry.notBefore = notBefore;
-    // A literal 0 keeps the field a small integer: a computed 0.0 would box it.
-    entry._wait = notBefore === enqueuedAt ? 0 : notBefore - enqueuedAt;
+    entry._nb = notBefore;
+    entry._wait = small(notBefore - enqueuedAt);
     entry._order = ++this.order;
     (entry._group as Group<T>).held++;
     this.held++;
@@ -516,7 +549,7 @@ export class Batcher<T> {
   private nextReady(now: number): Group<T> | undefined {
     const top = this.groupHeap.peek();
     if (top === undefined) return undefined;
-    if (this.closed || top.inReady || top.first().notBefore + this.options.flushInterval <= now) return top;
+    if (this.closed || top.inReady || top.first()._nb + this.options.flushInterval <= now) return top;
     let best: Group<T> | undefined;
     for (const group of this.readyGroups()) if (best === undefined || earlier(group.first(), best.first())) best = group;
     return best;
@@ -696,7 +729,7 @@ export class Batcher<T> {
     let group = this.groups.get(key);
     if (group === undefined) {
       if (this.groups.size >= this.sweepGroupsAt) this.sweepGroups();
-      group = new Group<T>(key);
+      group = new Group<T>(key, this.origin);
       this.groups.set(key, group);
     }
     return group;
