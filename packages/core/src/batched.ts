@@ -1,7 +1,7 @@
 import { type AddResult, Batcher, type BatcherStats, Entry, type Flight } from "./batcher.js";
 import { type Clock, systemClock } from "./clock.js";
 import { BatchResultError, BufferFullError, ClosedError, RetriesExhaustedError, SettledError, TimeoutError } from "./errors.js";
-import { type BatcherOptions, type FlushReason, backoffDelay, checkMs, invalid } from "./options.js";
+import { type BatcherOptions, type FlushReason, backoffDelay, checkMs, invalid, invalidError } from "./options.js";
 
 /** One item as the handler sees it: the successor of celery-batches' `SimpleRequest`. */
 export interface BatchRequest<T, R> {
@@ -230,7 +230,7 @@ class Driver<T, R> {
     let delay = 0;
     if (options !== undefined) {
       id = options.id;
-      if (id !== undefined && typeof id !== "string") return Promise.reject(new TypeError(`[tranche] Expected \`id\` to be a string, got ${String(id)}`));
+      if (id !== undefined && typeof id !== "string") return Promise.reject(invalidError("id", "a string", id));
       if (options.delay !== undefined) {
         try {
           delay = checkMs("delay", options.delay);

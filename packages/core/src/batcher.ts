@@ -443,7 +443,7 @@ export class Batcher<T> {
     return "retried";
   }
 
-  /** @internal The entry's batch, if in flight. */
+  /** @internal Whether the entry is in an in-flight batch and unsettled. */
   _inFlight(entry: Entry<T>): boolean {
     return entry._state === IN_FLIGHT;
   }
@@ -475,7 +475,7 @@ export class Batcher<T> {
 
   /** Local, monotonic time (ms since the origin); moves due delayed items into their groups. */
   private advance(now: number): number {
-    if (typeof now !== "number" || Number.isNaN(now)) invalid("now", "a number (epoch ms)", now);
+    if (typeof now !== "number" || !Number.isFinite(now)) invalid("now", "a finite number (epoch ms)", now);
     if (!this.hasOrigin) {
       this.hasOrigin = true;
       this.origin.at = Math.floor(now);

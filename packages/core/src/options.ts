@@ -75,9 +75,13 @@ export interface ResolvedOptions<T> {
   readonly handlerTimeout: number | undefined;
 }
 
-/** Throws the `TypeError` every option check uses: it names the option and quotes the value. */
+/** The `TypeError` every option check uses: it names the option and quotes the value. */
+export function invalidError(name: string, expected: string, value: unknown): TypeError {
+  return new TypeError(`[tranche] Expected \`${name}\` to be ${expected}, got ${describe(value)}`);
+}
+
 export function invalid(name: string, expected: string, value: unknown): never {
-  throw new TypeError(`[tranche] Expected \`${name}\` to be ${expected}, got ${describe(value)}`);
+  throw invalidError(name, expected, value);
 }
 
 function isInteger(value: unknown, min: number): value is number {
