@@ -1,0 +1,55 @@
+// Bad input to the pure Batcher: a TypeError that quotes the value, and no state change.
+import { describe, expect, it } from "vitest";
+import { Batcher, ClosedError, OversizeError } from "../src/index.js";
+
+const unchanged = (batcher: Batcher<unknown>) => expect(batcher.stats).toMatchObject({ held: 0, inFlight: 0, items: { accepted: 0 } });
+
+describe("Batcher input validation", () => {
+  it.each([
+    ["a non-object item", () => new Batcher().add(42 as never, 0), /`item` to be an object with a payload, got 42/],
+    ["a non-string id", () => new Batcher().add({ id: 7 as never, payload: 1 }, 0), /`item.id` to be a string, got 7/],
+    ["attempt 0", () => new Batcher().add({ payload: 1, attempt: 0 }, 0), /`item.attempt` to be an integer ≥ 1, got 0/],
+    ["attempt 1.5", () => new Batcher().add({ payload: 1, attempt: 1.5 }, 0), /got 1.5/],
+    ["a NaN now", () => new Batcher().add({ payload: 1 }, Number.NaN), /`now` to be a finite number \(epoch ms\), got NaN/],
+    ["an infinite now", () => new Batcher().poll(Infinity), /`now` to be a finite number \(epoch ms\), got Infinity/],
+    ["a string notBefore", () => new Batcher().add({ payload: 1, notBefore: "soon" as never }, 0), /`notBefore` to be a number \(epoch ms\), got "soon"/],
+  ])("rejects %s with a TypeError quoting it", (_name, call, message) => {
+    expect(call).toThrow(TypeError);
+    expect(call).toThrow(message);
+  });
+
+  it("rejects what user callbacks return before touching state", () => {
+    const bySize = new Batcher<string>({ maxBatchBytes: 10, sizeOf: () => -1 });
+    expect(() => bySize.add({ payload: "x" }, 0)).toThrow(/`sizeOf\(payload\)` to be a number of bytes ≥ 0, got -1/);
+    unchanged(bySize as Batcher<unknown>);
+    const byGroup = new Batcher<string>({ groupBy: () => 3 as never });
+    expect(() => byGroup.add({ payload: "x" }, 0)).toThrow(/`groupBy\(payload\)` to be a string, got 3/);
+    unchanged(byGroup as Batcher<unknown>);
+    const byKey = new Batcher<string>({ dedupeKey: () => null as never });
+    expect(() => byKey.add({ payload: "x" }, 0)).toThrow(/`dedupeKey\(payload\)` to be a string, got null/);
+    unchanged(byKey as Batcher<unknown>);
+  });
+
+  it("refuses an item larger than maxBatchBytes with OversizeError, and one after close with ClosedError", () => {
+    const batcher = new Batcher<string>({ maxBatchBytes: 4, sizeOf: (s) => s.length });
+    expect(() => batcher.add({ payload: "12345" }, 0)).toThrow(OversizeError);
+    expect(batcher.add({ payload: "1234" }, 0)).toBe("accepted");
+    batcher.close(0);
+    expect(() => batcher.add({ payload: "1" }, 0)).toThrow(ClosedError);
+    expect(batcher.stats.held).toBe(1);
+  });
+
+  it("reports absolute times for items whatever its internal origin", () => {
+    const batcher = new Batcher<string>({ flushEvery: 2, flushInterval: 50 });
+    const t0 = 1_764_000_000_123.5;
+    batcher.add({ id: "a", payload: "a" }, t0);
+    batcher.add({ id: "b", payload: "b", notBefore: t0 + 10_000 }, t0 + 7);
+    expect(batcher.nextWake()).toBe(t0 + 50);
+    const [batch] = batcher.poll(t0 + 50);
+    expect(batch?.items.map((item) => [item.id, item.enqueuedAt, item.notBefore])).toEqual([["a", t0, t0]]);
+    batcher.ack(batch!.id, "a", t0 + 60);
+    expect(batcher.nextWake()).toBe(t0 + 10_000);
+    const [later] = batcher.poll(t0 + 10_050);
+    expect(later?.items.map((item) => [item.id, item.enqueuedAt, item.notBefore])).toEqual([["b", t0 + 7, t0 + 10_000]]);
+  });
+});
