@@ -67,18 +67,12 @@ export interface Batched<T, R> {
   readonly stats: BatchedStats;
 }
 
-// The Promise executor stores its resolvers here, so a call allocates no closure of its own.
-let nextResolve: (value: any) => void = () => {};
-let nextReject: (reason: unknown) => void = () => {};
-function capture(resolve: (value: any) => void, reject: (reason: unknown) => void): void {
-  nextResolve = resolve;
-  nextReject = reject;
-}
+const unset = (): void => {};
 
 /** An item of `batched()`: the Batcher's entry, the handler's request and the caller's promise in one object. */
 class Request<T, R> extends Entry<T> implements BatchRequest<T, R> {
-  resolve = nextResolve;
-  reject = nextReject;
+  resolve: (value: any) => void = unset;
+  reject: (reason: unknown) => void = unset;
   /** Callers merged into this one by `dedupeKey`: they settle with it. */
   merged: Request<T, R>[] | undefined = undefined;
 
@@ -240,8 +234,13 @@ class Driver<T, R> {
       }
     }
     if (this.closing) return Promise.reject(new ClosedError("[tranche/core] batched function is closed"));
-    const promise = new Promise<R>(capture);
     const request = new Request<T, R>(this, payload, id);
+    // The resolvers go straight into the young request: parking them in a module-level
+    // variable (an old object) would cost a remembered-set write barrier per call.
+    const promise = new Promise<R>((resolve, reject) => {
+      request.resolve = resolve;
+      request.reject = reject;
+    });
     const now = this.now();
     const notBefore = delay > 0 ? now + delay : undefined;
     if (this.waiting.head < this.waiting.queue.length) {
