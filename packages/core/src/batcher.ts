@@ -616,22 +616,20 @@ export class Batcher<T> {
     this.flightCount++;
     this.counts.batches[reason]++;
 
+    this.shrunk(group);
+    return flight;
+  }
+
+  /** After eligible entries left a group: re-place it in the heap and drop a trigger that no longer holds. */
+  private shrunk(group: Group<T>): void {
     if (group.length === 0) {
       this.groupHeap.removeAt(group.heapIndex);
       group.heapIndex = -1;
       this.unready(group);
     } else {
       this.groupHeap.update(group.heapIndex);
-      if (
-        group.inReady &&
-        group.length < flushEvery &&
-        group.bytes < maxBatchBytes &&
-        group.pushed - group.length >= group.forcedTo
-      ) {
-        this.unready(group);
-      }
+      if (group.inReady && !this.triggered(group)) this.unready(group);
     }
-    return flight;
   }
 
   private unready(group: Group<T>): void {
@@ -701,14 +699,7 @@ export class Batcher<T> {
       from.bytes -= entry._size;
       // `pushed - length` counts what left by batches: keep each group's flush debt exact.
       if (!forced) from.pushed--;
-      if (from.length === 0) {
-        this.groupHeap.removeAt(from.heapIndex);
-        from.heapIndex = -1;
-        this.unready(from);
-      } else {
-        this.groupHeap.update(from.heapIndex);
-        if (!this.triggered(from)) this.unready(from);
-      }
+      this.shrunk(from);
       if (forced) {
         if (to.forcedTo < to.pushed - to.length) to.forcedTo = to.pushed - to.length;
       } else {
