@@ -9,11 +9,14 @@ import { type BatcherResult, type BatcherSettings, runBatcher } from "./batcher-
 import { type ContenderName, contenders } from "./contenders.js";
 import { type InProcessResult, type InProcessSettings, runInProcess } from "./in-process.js";
 import { type MemoryResult, runMemory } from "./memory.js";
-import { type Run, batcherTable, inProcessTable, memoryTable, targetLines } from "./report.js";
+import { type Run, batcherTable, inProcessTable, memoryTable, targetLines, transportTable, transportTargetLines } from "./report.js";
+import { type TransportRun, type TransportSuiteName, runTransportBench } from "./transport-suite.js";
+import { transportBenches } from "./transports/index.js";
 
-const usage = `Usage: node --expose-gc dist/index.js [--quick] [--suite in-process,batcher,memory]
+const usage = `Usage: node --expose-gc dist/index.js [--quick] [--suite in-process,batcher,heap,memory,redis,sqs,nats]
        [--only tranche,dataloader,batshit,floor] [--sizes 10,100,1000] [--gc-rounds] [--out FILE]
 --gc-rounds forces a full GC before each timed round (a diagnostic: see README).
+heap is bytes per held item; memory, redis, sqs and nats compare a Worker with a raw receive → ack loop on that transport.
 A run narrowed by --suite, --only, --sizes or --gc-rounds writes no file unless --out is given.`;
 
 const { values: args } = parseArgs({
@@ -55,7 +58,15 @@ const batcherSettings: BatcherSettings = {
 };
 const memoryItems = quick ? 200_000 : 1_000_000;
 
-const suites = new Set(args.suite?.split(",") ?? ["in-process", "batcher", "memory"]);
+const transportRounds = quick ? 3 : 5;
+const transportSuites = Object.keys(transportBenches) as TransportSuiteName[];
+const suites = new Set(args.suite?.split(",") ?? ["in-process", "batcher", "heap", ...transportSuites]);
+for (const suite of suites) {
+  if (!["in-process", "batcher", "heap", "memory", "redis", "sqs", "nats"].includes(suite)) {
+    console.error(`unknown suite ${JSON.stringify(suite)}\n${usage}`);
+    process.exit(2);
+  }
+}
 const all = contenders(MAX_BUFFERED).filter((c) => args.only === undefined || args.only.split(",").includes(c.name));
 const narrowed = args.suite !== undefined || args.only !== undefined || args.sizes !== undefined || args["gc-rounds"];
 const here = dirname(fileURLToPath(import.meta.url));
@@ -97,13 +108,25 @@ async function main(): Promise<void> {
   let memory: MemoryResult[] = [];
   if (suites.has("in-process")) inProcess = await runInProcess(inProcessSettings, all, log);
   if (suites.has("batcher")) batcher = runBatcher(batcherSettings, log);
-  if (suites.has("memory")) memory = await runMemory(memoryItems, log);
+  if (suites.has("heap")) memory = await runMemory(memoryItems, log);
+  const transportRuns: TransportRun[] = [];
+  const transportSamples: Record<string, Record<"worker" | "raw", number[]>> = {};
+  for (const suite of ["memory", "redis", "sqs", "nats"] as TransportSuiteName[]) {
+    if (!suites.has(suite)) continue;
+    const bench = transportBenches[suite];
+    if (bench === undefined) throw new Error(`[tranche/bench] suite ${suite} is not registered in bench/src/transports/index.ts`);
+    const items = (bench.items ?? { full: 200_000, quick: 100_000 })[quick ? "quick" : "full"];
+    const result = await runTransportBench(bench, { items, batchSize: 100, log }, transportRounds, 3);
+    transportRuns.push(...result.runs);
+    transportSamples[suite] = result.samples;
+  }
 
   const runs: Run[] = [
     ...inProcess.map((r): Run => ({ suite: "in-process", name: r.name, batchSize: r.batchSize, itemsPerSec: Math.round(r.itemsPerSec) })),
     ...batcher
       .filter((r) => r.variant === "public-ids")
       .map((r): Run => ({ suite: "batcher", name: "tranche", batchSize: r.batchSize, itemsPerSec: Math.round(r.itemsPerSec) })),
+    ...transportRuns,
   ];
 
   const names = all.map((c) => c.name) as ContenderName[];
@@ -130,8 +153,11 @@ async function main(): Promise<void> {
   if (batcher.length > 0) {
     sections.push("", `## Batcher (pure state machine): ${batcherSettings.itemsPerRound.toLocaleString("en-US")} items per round`, "", batcherTable(batcher, batcherSettings.rounds));
   }
-  if (memory.length > 0) sections.push("", "## Memory", "", memoryTable(memory));
-  const verdicts = targetLines(inProcess, batcher, memory);
+  if (memory.length > 0) sections.push("", "## Memory per held item (heap)", "", memoryTable(memory));
+  if (transportRuns.length > 0) {
+    sections.push("", "## Transports: Worker against a raw receive → handler → ack loop", "", transportTable(transportRuns, transportSamples, transportRounds));
+  }
+  const verdicts = [...targetLines(inProcess, batcher, memory), ...transportTargetLines(transportRuns)];
   if (verdicts.length > 0) sections.push("", "## Targets", "", ...verdicts.map((line) => `- ${line}`));
   console.log(sections.join("\n"));
 
@@ -142,11 +168,12 @@ async function main(): Promise<void> {
       machine: info,
       date: new Date().toISOString(),
       mode,
-      settings: { inProcess: inProcessSettings, batcher: batcherSettings, memoryItems, maxBuffered: MAX_BUFFERED },
+      settings: { inProcess: inProcessSettings, batcher: batcherSettings, memoryItems, maxBuffered: MAX_BUFFERED, transportRounds },
       batcherVariants: batcher.map((r) => ({ variant: r.variant, batchSize: r.batchSize, itemsPerSec: Math.round(r.itemsPerSec) })),
       samples: {
         inProcess: inProcess.map((r) => ({ name: r.name, batchSize: r.batchSize, rounds: r.rounds.map(Math.round) })),
         batcher: batcher.map((r) => ({ variant: r.variant, batchSize: r.batchSize, rounds: r.rounds.map(Math.round) })),
+        transports: Object.entries(transportSamples).map(([suite, s]) => ({ suite, worker: s.worker.map(Math.round), raw: s.raw.map(Math.round) })),
       },
       targets: verdicts,
     };

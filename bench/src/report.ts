@@ -4,14 +4,17 @@ import type { ContenderName } from "./contenders.js";
 import type { InProcessResult } from "./in-process.js";
 import type { MemoryResult } from "./memory.js";
 import { spread } from "./stats.js";
+import { type TransportRun, workerVsRawTarget } from "./transport-suite.js";
 
 /** The mandated shape of one entry of `runs` in results/latest.json. */
-export interface Run {
-  suite: "in-process" | "batcher";
-  name: ContenderName;
-  batchSize: number;
-  itemsPerSec: number;
-}
+export type Run =
+  | {
+      suite: "in-process" | "batcher";
+      name: ContenderName;
+      batchSize: number;
+      itemsPerSec: number;
+    }
+  | TransportRun;
 
 export const targets = {
   /** batched() ÷ dataloader at flushEvery 100. */
@@ -58,6 +61,30 @@ export function memoryTable(results: readonly MemoryResult[]): string {
   const lines = ["| held | items | bytes/item |", "|---|---:|---:|"];
   for (const r of results) lines.push(`| ${r.what} | ${r.items.toLocaleString("en-US")} | ${r.bytesPerItem.toFixed(1)} |`);
   return `${lines.join("\n")}\n\nheapUsed growth after global.gc(), payload a small integer (0 bytes).`;
+}
+
+/** One row per transport suite: worker and raw items/s (median of the rounds) and their ratio. */
+export function transportTable(runs: readonly TransportRun[], samples: Record<string, Record<"worker" | "raw", number[]>>, rounds: number): string {
+  const lines = ["| suite | batch | worker | raw | worker/raw |", "|---|---:|---:|---:|---:|"];
+  for (const suite of [...new Set(runs.map((r) => r.suite))]) {
+    const worker = runs.find((r) => r.suite === suite && r.name === "worker");
+    const raw = runs.find((r) => r.suite === suite && r.name === "raw");
+    const cell = (r: TransportRun | undefined, name: "worker" | "raw") =>
+      r === undefined ? "–" : `${rate(r.itemsPerSec)} ${plusMinus(samples[suite]?.[name] ?? [])}`;
+    lines.push(`| ${suite} | ${worker?.batchSize ?? raw?.batchSize} | ${cell(worker, "worker")} | ${cell(raw, "raw")} | ${ratio(worker?.itemsPerSec, raw?.itemsPerSec)} |`);
+  }
+  return `${lines.join("\n")}\n\nitems/s, median of ${rounds} rounds, worker and raw alternating; worker: a \`Worker\` with \`flushEvery: batch\` (settings in each suite's file under src/transports/); raw: \`receive(batch)\` → handler → \`ack\` in a loop.`;
+}
+
+export function transportTargetLines(runs: readonly TransportRun[]): string[] {
+  const lines: string[] = [];
+  for (const suite of [...new Set(runs.map((r) => r.suite))]) {
+    const worker = runs.find((r) => r.suite === suite && r.name === "worker")?.itemsPerSec;
+    const raw = runs.find((r) => r.suite === suite && r.name === "raw")?.itemsPerSec;
+    if (worker === undefined || raw === undefined) continue;
+    lines.push(`${worker / raw >= workerVsRawTarget ? "PASS" : "MISS"} ${suite}: worker ≥ ${workerVsRawTarget}× raw: ${(worker / raw).toFixed(2)}×`);
+  }
+  return lines;
 }
 
 export function targetLines(inProcess: readonly InProcessResult[], batcher: readonly BatcherResult[], memory: readonly MemoryResult[]): string[] {

@@ -18,8 +18,13 @@ export interface TransportBenchSettings {
  */
 export interface TransportBench {
   readonly suite: TransportSuiteName;
+  /** Items per round, full and `--quick`. @default { full: 200_000, quick: 100_000 } */
+  readonly items?: { full: number; quick: number };
   open(settings: TransportBenchSettings): Promise<TransportContenders>;
 }
+
+/** What "worker ≥ N× raw" each transport suite is held to. */
+export const workerVsRawTarget = 0.8;
 
 export interface TransportContenders {
   /** A `Worker` with `flushEvery: batchSize` and an `async` handler that acks every item. */
@@ -37,15 +42,26 @@ export interface TransportRun {
   itemsPerSec: number;
 }
 
-/** Runs worker and raw alternately (`rounds` each, raw first on odd rounds) and reports the median of each. */
+/**
+ * Runs worker and raw alternately (`rounds` each, raw first on odd rounds) after `warmupRounds`
+ * untimed rounds of each (the first run of a contender also pays for compiling its code), and
+ * reports the median of each.
+ */
 export async function runTransportBench(
   bench: TransportBench,
   settings: TransportBenchSettings,
   rounds: number,
+  warmupRounds = 1,
 ): Promise<{ runs: TransportRun[]; samples: Record<"worker" | "raw", number[]> }> {
   const contenders = await bench.open(settings);
   const samples: Record<"worker" | "raw", number[]> = { worker: [], raw: [] };
   try {
+    for (let round = 0; round < warmupRounds; round++) {
+      for (const name of ["worker", "raw"] as const) {
+        const ms = await contenders[name]();
+        settings.log(`${bench.suite} ${name} warm-up ${round + 1}: ${Math.round((settings.items / ms) * 1000)} items/s`);
+      }
+    }
     for (let round = 0; round < rounds; round++) {
       const order: ("worker" | "raw")[] = round % 2 === 0 ? ["worker", "raw"] : ["raw", "worker"];
       for (const name of order) {

@@ -1,1 +1,54 @@
-export {};
+// A Worker on NATS JetStream, with results in a KV bucket.
+//
+// Start a server with JetStream first, then run the example:
+//   nats-server -js -sd /tmp/nats-data            (or: docker compose up -d nats)
+//   pnpm --filter @tranche/examples-nats-worker build && pnpm --filter @tranche/examples-nats-worker start
+// NATS_URL points it elsewhere (default nats://127.0.0.1:4222).
+import { NatsKvResultStore, NatsTransport } from "@tranche/nats";
+import { Worker } from "@tranche/worker";
+
+interface Order {
+  order: number;
+  cents: number;
+}
+
+const servers = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
+const run = Date.now().toString(36); // a fresh stream per run keeps the output readable
+const transport = new NatsTransport<Order>({ servers, stream: `ORDERS_${run}`, subject: `orders.${run}`, durable: "billing", ackWait: 10_000 });
+const results = new NatsKvResultStore<{ charged: number }>({ servers, bucket: `charges_${run}`, ttl: 60 * 60_000 });
+
+const ledger = new Map<number, number>();
+const worker = new Worker<Order, { charged: number }>(
+  transport,
+  async (requests, { reason }) => {
+    console.log(`batch of ${requests.length} (${reason})`);
+    for (const request of requests) {
+      const { order, cents } = request.payload;
+      if (cents < 0) request.fail(new RangeError(`order ${order}: negative amount ${cents}`));
+      else if (order === 7 && request.attempt === 1) request.retry({ delay: 500 }); // e.g. a card processor said "try later"
+      else {
+        ledger.set(order, cents); // one bulk write per batch in real life
+        request.ack({ charged: cents });
+      }
+    }
+  },
+  { flushEvery: 50, flushInterval: 200, retry: { attempts: 3 }, results, lease: 10_000 },
+);
+worker.on("retry", (e) => console.log(`order item ${e.id} retried, not before +${e.notBefore - Date.now()} ms`));
+worker.on("deadLetter", (e) => console.log(`order item ${e.id} dead-lettered: ${e.reason.message}`));
+worker.on("error", (error) => console.error("transport error (the worker keeps going):", error.message));
+
+await worker.start();
+const orders: Order[] = Array.from({ length: 120 }, (_, i) => ({ order: i, cents: i === 13 ? -100 : 100 + i }));
+const ids = await transport.sendMany(orders);
+console.log(`sent ${ids.length} orders to ${servers}`);
+
+// A producer awaits one item's own outcome through the result store.
+console.log("order 7:", await results.wait(ids[7]!, { timeout: 15_000 }));
+console.log("order 13:", await results.wait(ids[13]!, { timeout: 15_000 }));
+while (ledger.size < 119) await new Promise((r) => setTimeout(r, 50));
+console.log(`ledger holds ${ledger.size} orders; worker stats:`, worker.stats);
+
+await worker.close({ drain: true });
+await transport.close();
+await results.close();

@@ -1,41 +1,10 @@
-import { type AddResult, Batcher, type BatcherStats, Entry, type Flight } from "./batcher.js";
-import { type Clock, systemClock } from "./clock.js";
-import { BatchResultError, BufferFullError, ClosedError, RetriesExhaustedError, SettledError, TimeoutError } from "./errors.js";
-import { type BatcherOptions, type FlushReason, backoffDelay, checkMs, invalid, invalidError } from "./options.js";
+import { type AddResult, type BatcherStats, Entry, type Flight } from "./batcher.js";
+import { systemClock } from "./clock.js";
+import { BatchDriver, type BatchHandler, type DriverItem } from "./driver.js";
+import { BufferFullError, ClosedError, SettledError } from "./errors.js";
+import { type BatcherOptions, checkMs, invalid, invalidError } from "./options.js";
 
-/** One item as the handler sees it: the successor of celery-batches' `SimpleRequest`. */
-export interface BatchRequest<T, R> {
-  readonly id: string;
-  readonly payload: T;
-  /** Tries so far including this one: 1 on the first. */
-  readonly attempt: number;
-  /** Epoch ms when the item entered the buffer. */
-  readonly enqueuedAt: number;
-  /** Settle with a result. */
-  ack(result?: R): void;
-  /** Settle with an error; terminal. */
-  fail(error: unknown): void;
-  /** Run again, not before `delay` ms from now (the `retry.backoff` delay when absent), while `retry.attempts` allows. */
-  retry(options?: { delay?: number }): void;
-}
-
-export interface BatchContext {
-  readonly batchId: string;
-  readonly reason: FlushReason;
-  readonly group?: string;
-  /** Aborts with a `TimeoutError` after `handlerTimeout`, or with a `ClosedError` when `close({ timeout })` gives up. */
-  readonly signal: AbortSignal;
-}
-
-/**
- * Receives a batch. Return an array as long as `requests` (an `Error` element
- * fails that request only), or nothing to ack every request not settled yet.
- * A throw retries the unsettled requests per `retry`, else fails them with it.
- */
-export type BatchHandler<T, R> = (
-  requests: BatchRequest<T, R>[],
-  context: BatchContext,
-) => (R | Error)[] | void | Promise<(R | Error)[] | void>;
+export type { BatchContext, BatchHandler, BatchRequest } from "./driver.js";
 
 export interface BatchOptions<T> extends BatcherOptions<T> {
   /** What a call does when `maxBuffered` is reached: wait for room (FIFO) or reject with `BufferFullError`. @default "wait" */
@@ -70,12 +39,13 @@ export interface Batched<T, R> {
 const unset = (): void => {};
 
 /** An item of `batched()`: the Batcher's entry, the handler's request and the caller's promise in one object. */
-class Request<T, R> extends Entry<T> implements BatchRequest<T, R> {
+class Request<T, R> extends Entry<T> implements DriverItem<T, R> {
   resolve: (value: any) => void = unset;
   reject: (reason: unknown) => void = unset;
   /** Callers merged into this one by `dedupeKey`: they settle with it. */
   merged: Request<T, R>[] | undefined = undefined;
 
+  // Not a subclass of DriverRequest: see there.
   constructor(
     readonly driver: Driver<T, R>,
     payload: T,
@@ -103,80 +73,7 @@ class Request<T, R> extends Entry<T> implements BatchRequest<T, R> {
   }
 }
 
-/**
- * A retried item as the handler of its next try sees it. The handler of an earlier
- * try may still hold the item (after a timeout, or after calling `retry()`): a
- * handle settles only the try it was handed for, so a stale one throws `SettledError`.
- */
-class RetriedRequest<T, R> implements BatchRequest<T, R> {
-  readonly attempt: number;
-
-  constructor(readonly request: Request<T, R>) {
-    this.attempt = request.attempt;
-  }
-
-  get id(): string {
-    return this.request.id;
-  }
-  get payload(): T {
-    return this.request.payload;
-  }
-  get enqueuedAt(): number {
-    return this.request.enqueuedAt;
-  }
-  get notBefore(): number {
-    return this.request.notBefore;
-  }
-
-  ack(result?: R): void {
-    this.request.driver.ack(this.current(), result);
-  }
-
-  fail(error: unknown): void {
-    this.request.driver.fail(this.current(), error);
-  }
-
-  retry(options?: { delay?: number }): void {
-    this.request.driver.retry(this.current(), options?.delay);
-  }
-
-  private current(): Request<T, R> {
-    if (this.request.attempt !== this.attempt) throw new SettledError(this.request.id);
-    return this.request;
-  }
-}
-
-/** Lazily made: most handlers never read the signal, and an AbortController is not free. */
-class Context implements BatchContext {
-  controller: AbortController | undefined = undefined;
-  timer: unknown = undefined;
-  done = false;
-  /** Some request was handed over as a `RetriedRequest`. */
-  wrapped = false;
-
-  constructor(readonly flight: Flight<unknown>) {}
-
-  get batchId(): string {
-    return this.flight.id;
-  }
-  get reason(): FlushReason {
-    return this.flight.reason;
-  }
-  get group(): string | undefined {
-    return this.flight.group;
-  }
-  get signal(): AbortSignal {
-    return (this.controller ??= new AbortController()).signal;
-  }
-
-  abort(reason: Error): void {
-    (this.controller ??= new AbortController()).abort(reason);
-  }
-}
-
-class Driver<T, R> {
-  readonly batcher: Batcher<T>;
-  private readonly clock: Clock;
+class Driver<T, R> extends BatchDriver<T, R, Request<T, R>> {
   private readonly onFull: "wait" | "reject";
   private timer: unknown = undefined;
   private timerAt = Infinity;
@@ -207,13 +104,8 @@ class Driver<T, R> {
     this.drain();
   };
 
-  constructor(
-    private readonly handler: BatchHandler<T, R>,
-    options: BatchOptions<T> | undefined,
-  ) {
-    if (typeof handler !== "function") invalid("handler", "a function", handler);
-    this.batcher = new Batcher(options);
-    this.clock = options?.clock ?? systemClock;
+  constructor(handler: BatchHandler<T, R>, options: BatchOptions<T> | undefined) {
+    super(handler, options);
     this.cacheTime = this.clock === systemClock;
     this.onFull = options?.onFull ?? "wait";
     if (this.onFull !== "wait" && this.onFull !== "reject") invalid("onFull", '"wait" or "reject"', this.onFull);
@@ -322,17 +214,9 @@ class Driver<T, R> {
     this.settled(freed);
   }
 
-  retry(request: Request<T, R>, delay: number | undefined, cause?: unknown): void {
-    if (!this.batcher._inFlight(request)) throw new SettledError(request.id);
-    if (delay !== undefined) delay = checkMs("delay", delay);
-    const { attempts, backoff } = this.batcher.options;
-    if (request.attempt >= attempts) {
-      this.fail(request, cause !== undefined ? cause : new RetriesExhaustedError(request.id, attempts));
-      return;
-    }
-    const now = this.clock.now();
+  protected requeue(request: Request<T, R>, notBefore: number, now: number): void {
     const flight = request._flight as Flight<T>;
-    const result = this.batcher._retry(request, now + (delay ?? backoffDelay(backoff, request.attempt)), now);
+    const result = this.batcher._retry(request, notBefore, now);
     if (result === "coalesced") this.attach(request);
     this.settled(flight._remaining === 0);
     this.schedule(now);
@@ -387,7 +271,7 @@ class Driver<T, R> {
     this.scheduled = false;
     const now = this.clock.now();
     this.admit(now);
-    for (const batch of this.batcher.poll(now)) this.run(batch as Flight<T>, now);
+    for (const batch of this.batcher.poll(now)) this.run(batch, now);
     const wake = this.batcher.nextWake();
     if (wake === undefined) this.disarm();
     else if (wake <= now) this.kick();
@@ -422,104 +306,6 @@ class Driver<T, R> {
   private enqueueWaiting(request: Request<T, R>, notBefore: number | undefined): void {
     this.waiting.queue.push(request);
     this.waiting.notBefore.push(notBefore);
-  }
-
-  /** A merged caller follows the survivor's outcome. */
-  private attach(request: Request<T, R>): void {
-    const survivor = (this.batcher.coalesced as unknown as { survivor: Request<T, R> }).survivor;
-    (survivor.merged ??= []).push(request);
-    if (request.merged !== undefined) {
-      survivor.merged.push(...request.merged);
-      request.merged = undefined;
-    }
-  }
-
-  private run(flight: Flight<T>, now: number): void {
-    const context = new Context(flight as Flight<unknown>);
-    flight._driver = context;
-    const { handlerTimeout } = this.batcher.options;
-    if (handlerTimeout !== undefined) {
-      context.timer = this.clock.setTimer(now + handlerTimeout, () => this.timedOut(flight, context, handlerTimeout));
-    }
-    const requests = flight.items as unknown as (Request<T, R> | RetriedRequest<T, R>)[];
-    for (let i = 0; i < requests.length; i++) {
-      const request = requests[i] as Request<T, R>;
-      if (request.attempt > 1) {
-        requests[i] = new RetriedRequest(request);
-        context.wrapped = true;
-      }
-    }
-    let returned: ReturnType<BatchHandler<T, R>>;
-    try {
-      returned = this.handler(requests, context);
-    } catch (error) {
-      this.threw(flight, context, error);
-      return;
-    }
-    if (returned !== null && typeof returned === "object" && typeof (returned as Promise<unknown>).then === "function") {
-      (returned as Promise<(R | Error)[] | void>).then(
-        (value) => this.returned(flight, context, value),
-        (error: unknown) => this.threw(flight, context, error),
-      );
-    } else {
-      this.returned(flight, context, returned as (R | Error)[] | void);
-    }
-  }
-
-  private returned(flight: Flight<T>, context: Context, value: (R | Error)[] | void): void {
-    if (context.done) return;
-    this.finish(flight, context);
-    const entries = flight._entries as Request<T, R>[];
-    if (value === undefined) {
-      for (const request of entries) if (this.owns(flight, request)) this.ack(request, undefined);
-      return;
-    }
-    const requests = flight.items as unknown as (Request<T, R> | RetriedRequest<T, R>)[];
-    if (Array.isArray(value) && value.length === requests.length) {
-      for (let i = 0; i < requests.length; i++) {
-        const item = requests[i];
-        const request = context.wrapped && item instanceof RetriedRequest ? item.request : (item as Request<T, R>);
-        if (!this.owns(flight, request)) continue;
-        const result = value[i];
-        if (typeof result === "object" && result !== null && result instanceof Error) this.fail(request, result);
-        else this.ack(request, result);
-      }
-      if (flight._remaining === 0) return;
-    }
-    const error = new BatchResultError(value, requests.length);
-    for (const request of entries) if (this.owns(flight, request)) this.fail(request, error);
-  }
-
-  private threw(flight: Flight<T>, context: Context, error: unknown): void {
-    if (context.done) return;
-    this.finish(flight, context);
-    this.retryOrFail(flight, error);
-  }
-
-  private timedOut(flight: Flight<T>, context: Context, timeout: number): void {
-    context.timer = undefined;
-    if (context.done) return;
-    const error = new TimeoutError(timeout);
-    context.abort(error);
-    this.finish(flight, context);
-    this.retryOrFail(flight, error);
-  }
-
-  private retryOrFail(flight: Flight<T>, error: unknown): void {
-    for (const request of flight._entries as Request<T, R>[]) {
-      if (this.owns(flight, request)) this.retry(request, undefined, error);
-    }
-  }
-
-  /** The handler's part is over: late settles and returns are ignored from here. */
-  private finish(flight: Flight<T>, context: Context): void {
-    context.done = true;
-    if (context.timer !== undefined) this.clock.clearTimer(context.timer);
-    flight._driver = undefined;
-  }
-
-  private owns(flight: Flight<T>, request: Request<T, R>): boolean {
-    return request._flight === flight;
   }
 
   private progress(): void {
@@ -563,14 +349,7 @@ class Driver<T, R> {
       entry.reject(reason);
       if (entry.merged !== undefined) for (const other of entry.merged) other.reject(reason);
     }
-    for (const flight of this.batcher._flights()) {
-      const context = flight._driver as Context | undefined;
-      if (context === undefined) continue;
-      const reason = error();
-      context.abort(reason);
-      this.finish(flight, context);
-      for (const request of flight._entries as Request<T, R>[]) if (this.owns(flight, request)) this.fail(request, reason);
-    }
+    this.abandonFlights(error, (request, reason) => this.fail(request, reason));
     this.progress();
   }
 }

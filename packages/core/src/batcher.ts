@@ -53,7 +53,7 @@ export interface BatcherStats {
   /** Batches started, by flush reason. */
   batches: Record<FlushReason, number>;
   /** Items by what happened to them. */
-  items: { accepted: number; coalesced: number; acked: number; failed: number; retried: number };
+  items: { accepted: number; coalesced: number; acked: number; failed: number; retried: number; removed: number };
 }
 
 // Entry states.
@@ -232,7 +232,7 @@ export class Batcher<T> {
   private last: Coalesced<T> | undefined = undefined;
   private readonly counts = {
     batches: { count: 0, bytes: 0, interval: 0, flush: 0, close: 0 } as Record<FlushReason, number>,
-    items: { accepted: 0, coalesced: 0, acked: 0, failed: 0, retried: 0 },
+    items: { accepted: 0, coalesced: 0, acked: 0, failed: 0, retried: 0, removed: 0 },
   };
 
   constructor(options?: BatcherOptions<T>) {
@@ -299,6 +299,16 @@ export class Batcher<T> {
   /** Back to the buffer, eligible at `notBefore`, with `attempt + 1`. */
   retry(batchId: string, itemId: string, notBefore: number, now: number): "retried" | "coalesced" {
     return this._retry(this.find(batchId, itemId), notBefore, now);
+  }
+
+  /**
+   * Takes an in-flight item out of the batcher without an outcome (counted as `removed`,
+   * not acked, failed or retried): its driver handed it elsewhere, as a `Worker` hands a
+   * retried delivery back to its transport, which redelivers it later.
+   */
+  remove(batchId: string, itemId: string, now: number): void {
+    this.advance(now);
+    this._remove(this.find(batchId, itemId));
   }
 
   /** Every item eligible now flushes (reason `"flush"`), in batches of ≤ `flushEvery`, within `concurrency`. */
@@ -415,6 +425,13 @@ export class Batcher<T> {
   _fail(entry: Entry<T>): boolean {
     const freed = this.settle(entry);
     this.counts.items.failed++;
+    return freed;
+  }
+
+  /** @internal See `remove`. True when the batch completed. */
+  _remove(entry: Entry<T>): boolean {
+    const freed = this.settle(entry);
+    this.counts.items.removed++;
     return freed;
   }
 

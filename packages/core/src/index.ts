@@ -1,7 +1,9 @@
 export { Batcher } from "./batcher.js";
 export type { AddResult, Batch, BatcherStats, Coalesced, Item, NewItem } from "./batcher.js";
 export { batched } from "./batched.js";
-export type { BatchContext, BatchHandler, BatchOptions, BatchRequest, Batched, BatchedStats, CallOptions } from "./batched.js";
+export type { BatchOptions, Batched, BatchedStats, CallOptions } from "./batched.js";
+export { BatchDriver, DriverRequest } from "./driver.js";
+export type { BatchContext, BatchHandler, BatchRequest, DriverItem } from "./driver.js";
 export { systemClock } from "./clock.js";
 export type { Clock } from "./clock.js";
 export { decodeWith, jsonCodec } from "./codec.js";

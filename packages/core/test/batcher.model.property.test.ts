@@ -63,7 +63,7 @@ class Observer {
     }
   }
 
-  settled(id: string, outcome: "acked" | "failed" | "evicted"): void {
+  settled(id: string, outcome: "acked" | "failed" | "evicted" | "removed"): void {
     const seen = this.items.get(id);
     expect(seen?.state, `item ${id} settled`).toBe(outcome === "evicted" ? "held" : "inFlight");
     Object.assign(seen as object, { state: "done", outcomes: (seen as { outcomes: number }).outcomes + 1 });
@@ -218,7 +218,7 @@ function advanceTo(w: World, r: Real, target: number): void {
   pollBoth(w, r, w.now);
 }
 
-type Settle = "ack" | "fail" | "retry";
+type Settle = "ack" | "fail" | "retry" | "remove";
 
 function settleBoth(w: World, r: Real, batchId: string, itemId: string, how: Settle, delay: number): void {
   const { model } = w;
@@ -237,10 +237,10 @@ function settleBoth(w: World, r: Real, batchId: string, itemId: string, how: Set
     if (actual.value === "retried") r.seen.retried(itemId, Math.max(notBefore, now));
     else r.seen.retriedInto(itemId, (actual.value as { survivor: string }).survivor);
   } else {
-    const expected = outcomeOf(() => (how === "ack" ? model.ack(batchId, itemId, now) : model.fail(batchId, itemId, now)));
+    const expected = outcomeOf(() => model[how](batchId, itemId, now));
     const actual = r.rec.run({ op: how, batchId, itemId, now });
     expect(actual).toEqual(expected);
-    if ("value" in actual) r.seen.settled(itemId, how === "ack" ? "acked" : "failed");
+    if ("value" in actual) r.seen.settled(itemId, how === "ack" ? "acked" : how === "fail" ? "failed" : "removed");
   }
 }
 
@@ -409,7 +409,7 @@ class EvictCommand implements Cmd {
   }
 }
 
-const settleHow = fc.constantFrom<Settle>("ack", "ack", "fail", "retry", "retry");
+const settleHow = fc.constantFrom<Settle>("ack", "ack", "fail", "retry", "retry", "remove");
 const retryDelay = fc.oneof({ weight: 1, arbitrary: fc.constant(0) }, { weight: 4, arbitrary: fc.integer({ min: -5, max: 60 }) });
 
 const command: fc.Arbitrary<Cmd> = fc.oneof(

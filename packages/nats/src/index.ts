@@ -1,1 +1,6 @@
-export {};
+export { NatsTransport } from "./nats-transport.js";
+export { NatsKvResultStore } from "./nats-kv-result-store.js";
+export type { NatsKvResultStoreOptions } from "./nats-kv-result-store.js";
+export { NatsPullError, NatsSetupError } from "./errors.js";
+export { Header } from "./headers.js";
+export type { NatsConnectionOptions, NatsTransportOptions } from "./options.js";

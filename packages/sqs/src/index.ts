@@ -1,1 +1,6 @@
-export {};
+export { SqsTransport, SQS_ATTRIBUTES, messageBytes } from "./sqs-transport.js";
+export type { SqsSendOptions } from "./sqs-transport.js";
+export { SqsTransportError } from "./errors.js";
+export type { SqsEntryFailure } from "./errors.js";
+export { SQS_MAX_BATCH_BYTES, SQS_MAX_DELAY_MS, SQS_MAX_MESSAGE_BYTES, SQS_MAX_VISIBILITY_MS } from "./options.js";
+export type { SqsTransportOptions } from "./options.js";

@@ -30,7 +30,7 @@ export interface ModelOptions<T> {
   readonly coalesce: "first" | "last";
 }
 
-export type ModelState = "held" | "inFlight" | "acked" | "failed" | "evicted" | "merged";
+export type ModelState = "held" | "inFlight" | "acked" | "failed" | "evicted" | "merged" | "removed";
 
 export interface ModelItem<T> {
   readonly id: string;
@@ -74,7 +74,7 @@ export class BatcherModel<T> {
   private batchNo = 0;
   private readonly counts: Pick<ModelStats, "batches" | "items"> = {
     batches: { count: 0, bytes: 0, interval: 0, flush: 0, close: 0 },
-    items: { accepted: 0, coalesced: 0, acked: 0, failed: 0, retried: 0 },
+    items: { accepted: 0, coalesced: 0, acked: 0, failed: 0, retried: 0, removed: 0 },
   };
 
   constructor(readonly options: ModelOptions<T>) {}
@@ -144,11 +144,11 @@ export class BatcherModel<T> {
   }
 
   /** The terminal outcome an id ends with, following merges; undefined while pending. */
-  outcome(id: string): "acked" | "failed" | "evicted" | undefined {
+  outcome(id: string): "acked" | "failed" | "evicted" | "removed" | undefined {
     let item = this.items.get(id);
     while (item !== undefined && item.state === "merged") item = this.items.get(item.mergedInto as string);
     const state = item?.state;
-    return state === "acked" || state === "failed" || state === "evicted" ? state : undefined;
+    return state === "acked" || state === "failed" || state === "evicted" || state === "removed" ? state : undefined;
   }
 
   nextWake(): number | undefined {
@@ -287,6 +287,14 @@ export class BatcherModel<T> {
     const item = this.settle(batchId, itemId);
     this.counts.items.failed++;
     item.state = "failed";
+  }
+
+  /** Out of the batcher with no outcome: its driver handed it elsewhere (a Worker's transport retry). */
+  remove(batchId: string, itemId: string, now: number): void {
+    this.tick(now);
+    const item = this.settle(batchId, itemId);
+    this.counts.items.removed++;
+    item.state = "removed";
   }
 
   retry(batchId: string, itemId: string, notBefore: number, now: number): "retried" | "coalesced" {

@@ -22,7 +22,7 @@ export type Call =
   | { readonly op: "add"; readonly id: string; readonly payload: Payload; readonly notBefore: number | undefined; readonly attempt: number | undefined; readonly now: number }
   | { readonly op: "poll" | "flush" | "close" | "evict"; readonly now: number }
   | { readonly op: "nextWake" }
-  | { readonly op: "ack" | "fail"; readonly batchId: string; readonly itemId: string; readonly now: number }
+  | { readonly op: "ack" | "fail" | "remove"; readonly batchId: string; readonly itemId: string; readonly now: number }
   | { readonly op: "retry"; readonly batchId: string; readonly itemId: string; readonly notBefore: number; readonly now: number };
 
 export type Outcome = { readonly value: unknown } | { readonly error: string };
@@ -63,6 +63,9 @@ export function perform(batcher: Batcher<Payload>, call: Call): Outcome {
         return { value: undefined };
       case "fail":
         batcher.fail(call.batchId, call.itemId, call.now);
+        return { value: undefined };
+      case "remove":
+        batcher.remove(call.batchId, call.itemId, call.now);
         return { value: undefined };
       case "retry": {
         const result = batcher.retry(call.batchId, call.itemId, call.notBefore, call.now);

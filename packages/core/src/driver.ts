@@ -1,0 +1,332 @@
+import { type Batch, Batcher, Entry, type Flight } from "./batcher.js";
+import { type Clock, systemClock } from "./clock.js";
+import { BatchResultError, RetriesExhaustedError, SettledError, TimeoutError } from "./errors.js";
+import { type BatcherOptions, type FlushReason, backoffDelay, checkMs, invalid } from "./options.js";
+
+/** One item as the handler sees it: the successor of celery-batches' `SimpleRequest`. */
+export interface BatchRequest<T, R> {
+  readonly id: string;
+  readonly payload: T;
+  /** Tries so far including this one: 1 on the first. */
+  readonly attempt: number;
+  /** Epoch ms when the item entered the buffer. */
+  readonly enqueuedAt: number;
+  /** Settle with a result. */
+  ack(result?: R): void;
+  /** Settle with an error; terminal. */
+  fail(error: unknown): void;
+  /** Run again, not before `delay` ms from now (the `retry.backoff` delay when absent), while `retry.attempts` allows. */
+  retry(options?: { delay?: number }): void;
+}
+
+export interface BatchContext {
+  readonly batchId: string;
+  readonly reason: FlushReason;
+  readonly group?: string;
+  /** Aborts with a `TimeoutError` after `handlerTimeout`, or with a `ClosedError` when `close({ timeout })` gives up. */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * Receives a batch. Return an array as long as `requests` (an `Error` element
+ * fails that request only), or nothing to ack every request not settled yet.
+ * A throw retries the unsettled requests per `retry`, else fails them with it.
+ */
+export type BatchHandler<T, R> = (
+  requests: BatchRequest<T, R>[],
+  context: BatchContext,
+) => (R | Error)[] | void | Promise<(R | Error)[] | void>;
+
+/**
+ * An item as a `BatchDriver` keeps it: the Batcher's entry and the handler's request in one
+ * object, so an item costs one allocation from intake to outcome. Its `ack`, `fail` and
+ * `retry` go to `driver`; it is the handle of its first try only (see `DriverRequest`).
+ */
+export interface DriverItem<T, R> extends Entry<T> {
+  readonly driver: BatchDriver<T, R, any>;
+  /** Items merged into this one by `dedupeKey`: they follow its outcome. */
+  merged: DriverItem<T, R>[] | undefined;
+  ack(result?: R): void;
+  fail(error: unknown): void;
+  retry(options?: { delay?: number }): void;
+}
+
+/**
+ * The `DriverItem` to extend: a driver adds its own fields (a Worker, the delivery).
+ * `batched()` implements `DriverItem` directly on its own class instead: one class less
+ * between it and `Entry` measurably speeds up its per-call constructor.
+ *
+ * For drivers of a `Batcher` (`batched()`, `Worker` of `@tranche/worker`); an application
+ * never needs it.
+ */
+export class DriverRequest<T, R> extends Entry<T> implements DriverItem<T, R> {
+  /** Items merged into this one by `dedupeKey`: they follow its outcome. */
+  merged: DriverItem<T, R>[] | undefined = undefined;
+
+  constructor(
+    readonly driver: BatchDriver<T, R, any>,
+    payload: T,
+    id: string | undefined,
+    attempt: number,
+  ) {
+    super(payload, id, attempt);
+  }
+
+  ack(result?: R): void {
+    this.driver.ack(this.firstTry(), result);
+  }
+
+  fail(error: unknown): void {
+    this.driver.fail(this.firstTry(), error);
+  }
+
+  retry(options?: { delay?: number }): void {
+    this.driver.retry(this.firstTry(), options?.delay);
+  }
+
+  /**
+   * The item itself is the handle of its first try only; the handler of any later try
+   * (a retry in the Batcher, or a redelivery a Worker received) gets a `RetriedRequest`.
+   */
+  private firstTry(): this {
+    if (this.attempt !== 1) throw new SettledError(this.id);
+    return this;
+  }
+}
+
+/**
+ * A request as the handler of a try after the first sees it. The handler of an earlier
+ * try may still hold the item (after a timeout, or after calling `retry()`): a handle
+ * settles only the try it was handed for, so a stale one throws `SettledError`.
+ */
+class RetriedRequest<T, R> implements BatchRequest<T, R> {
+  readonly attempt: number;
+
+  constructor(readonly request: DriverItem<T, R>) {
+    this.attempt = request.attempt;
+  }
+
+  get id(): string {
+    return this.request.id;
+  }
+  get payload(): T {
+    return this.request.payload;
+  }
+  get enqueuedAt(): number {
+    return this.request.enqueuedAt;
+  }
+  get notBefore(): number {
+    return this.request.notBefore;
+  }
+
+  ack(result?: R): void {
+    this.request.driver.ack(this.current(), result);
+  }
+
+  fail(error: unknown): void {
+    this.request.driver.fail(this.current(), error);
+  }
+
+  retry(options?: { delay?: number }): void {
+    this.request.driver.retry(this.current(), options?.delay);
+  }
+
+  private current(): DriverItem<T, R> {
+    if (this.request.attempt !== this.attempt) throw new SettledError(this.request.id);
+    return this.request;
+  }
+}
+
+/** Lazily made: most handlers never read the signal, and an AbortController is not free. */
+class Context implements BatchContext {
+  controller: AbortController | undefined = undefined;
+  timer: unknown = undefined;
+  done = false;
+  /** Some request was handed over as a `RetriedRequest`. */
+  wrapped = false;
+
+  constructor(readonly flight: Flight<unknown>) {}
+
+  get batchId(): string {
+    return this.flight.id;
+  }
+  get reason(): FlushReason {
+    return this.flight.reason;
+  }
+  get group(): string | undefined {
+    return this.flight.group;
+  }
+  get signal(): AbortSignal {
+    return (this.controller ??= new AbortController()).signal;
+  }
+
+  abort(reason: Error): void {
+    (this.controller ??= new AbortController()).abort(reason);
+  }
+}
+
+/**
+ * The handler protocol of a `Batcher` driver, written once: it calls the handler with a
+ * batch, arms `handlerTimeout`, and turns what the handler returns or throws into one
+ * outcome per request (an array settles each unsettled request with its element, an
+ * `Error` element failing that one; nothing acks the rest; anything else fails them with
+ * `BatchResultError`; a throw or a timeout retries them per `retry` or fails them).
+ * A subclass says what an outcome does: `batched()` settles its callers' promises,
+ * `@tranche/worker` acks, retries or dead-letters deliveries on a transport.
+ *
+ * For drivers (`batched()`, `Worker`); an application never needs it.
+ */
+export abstract class BatchDriver<T, R, Q extends DriverItem<T, R>> {
+  readonly batcher: Batcher<T>;
+  protected readonly clock: Clock;
+
+  constructor(
+    protected readonly handler: BatchHandler<T, R>,
+    options: BatcherOptions<T> | undefined,
+  ) {
+    if (typeof handler !== "function") invalid("handler", "a function", handler);
+    this.batcher = new Batcher(options);
+    this.clock = options?.clock ?? systemClock;
+  }
+
+  /** Settles an in-flight request with a result (the Batcher's `_ack` and whatever the driver does with it). */
+  abstract ack(request: Q, result: R | undefined): void;
+
+  /** Settles an in-flight request with an error, for good. */
+  abstract fail(request: Q, error: unknown): void;
+
+  /** Takes an in-flight request to its next try, not before `notBefore` (epoch ms); `attempts` allow it. */
+  protected abstract requeue(request: Q, notBefore: number, now: number): void;
+
+  /**
+   * Retries a request after `delay` ms (the `retry.backoff` delay when undefined), or fails
+   * it with `cause` (else `RetriesExhaustedError`) once it has used `retry.attempts`.
+   */
+  retry(request: Q, delay: number | undefined, cause?: unknown): void {
+    if (!this.batcher._inFlight(request)) throw new SettledError(request.id);
+    if (delay !== undefined) delay = checkMs("delay", delay);
+    const { attempts, backoff } = this.batcher.options;
+    if (request.attempt >= attempts) {
+      this.fail(request, cause !== undefined ? cause : new RetriesExhaustedError(request.id, attempts));
+      return;
+    }
+    const now = this.clock.now();
+    this.requeue(request, now + (delay ?? backoffDelay(backoff, request.attempt)), now);
+  }
+
+  /** After an add or retry returned `"coalesced"`: the merged request follows the survivor's outcome. */
+  protected attach(request: Q): Q {
+    const survivor = (this.batcher.coalesced as unknown as { survivor: Q }).survivor;
+    (survivor.merged ??= []).push(request);
+    if (request.merged !== undefined) {
+      survivor.merged.push(...request.merged);
+      request.merged = undefined;
+    }
+    return survivor;
+  }
+
+  /** Hands a batch just taken by `poll` to the handler. */
+  protected run(batch: Batch<T>, now: number): void {
+    const flight = batch as Flight<T>;
+    const context = new Context(flight as Flight<unknown>);
+    flight._driver = context;
+    const { handlerTimeout } = this.batcher.options;
+    if (handlerTimeout !== undefined) {
+      context.timer = this.clock.setTimer(now + handlerTimeout, () => this.timedOut(flight, context, handlerTimeout));
+    }
+    const requests = flight.items as unknown as (Q | RetriedRequest<T, R>)[];
+    for (let i = 0; i < requests.length; i++) {
+      const request = requests[i] as Q;
+      if (request.attempt > 1) {
+        requests[i] = new RetriedRequest(request);
+        context.wrapped = true;
+      }
+    }
+    let returned: ReturnType<BatchHandler<T, R>>;
+    try {
+      returned = this.handler(requests, context);
+    } catch (error) {
+      this.threw(flight, context, error);
+      return;
+    }
+    if (returned !== null && typeof returned === "object" && typeof (returned as Promise<unknown>).then === "function") {
+      (returned as Promise<(R | Error)[] | void>).then(
+        (value) => this.returned(flight, context, value),
+        (error: unknown) => this.threw(flight, context, error),
+      );
+    } else {
+      this.returned(flight, context, returned as (R | Error)[] | void);
+    }
+  }
+
+  /**
+   * Ends the handler's part of every in-flight batch (`close({ timeout })` gave up): aborts
+   * its `context.signal` with `reason()` and hands each unsettled request to `settle`.
+   */
+  protected abandonFlights(reason: () => Error, settle: (request: Q, reason: Error) => void): void {
+    for (const flight of this.batcher._flights()) {
+      const context = flight._driver as Context | undefined;
+      if (context === undefined) continue;
+      const error = reason();
+      context.abort(error);
+      this.finish(flight, context);
+      for (const request of flight._entries as Q[]) if (this.owns(flight, request)) settle(request, error);
+    }
+  }
+
+  private returned(flight: Flight<T>, context: Context, value: (R | Error)[] | void): void {
+    if (context.done) return;
+    this.finish(flight, context);
+    const entries = flight._entries as Q[];
+    if (value === undefined) {
+      for (const request of entries) if (this.owns(flight, request)) this.ack(request, undefined);
+      return;
+    }
+    const requests = flight.items as unknown as (Q | RetriedRequest<T, R>)[];
+    if (Array.isArray(value) && value.length === requests.length) {
+      for (let i = 0; i < requests.length; i++) {
+        const item = requests[i];
+        const request = context.wrapped && item instanceof RetriedRequest ? (item.request as Q) : (item as Q);
+        if (!this.owns(flight, request)) continue;
+        const result = value[i];
+        if (typeof result === "object" && result !== null && result instanceof Error) this.fail(request, result);
+        else this.ack(request, result);
+      }
+      if (flight._remaining === 0) return;
+    }
+    const error = new BatchResultError(value, requests.length);
+    for (const request of entries) if (this.owns(flight, request)) this.fail(request, error);
+  }
+
+  private threw(flight: Flight<T>, context: Context, error: unknown): void {
+    if (context.done) return;
+    this.finish(flight, context);
+    this.retryOrFail(flight, error);
+  }
+
+  private timedOut(flight: Flight<T>, context: Context, timeout: number): void {
+    context.timer = undefined;
+    if (context.done) return;
+    const error = new TimeoutError(timeout);
+    context.abort(error);
+    this.finish(flight, context);
+    this.retryOrFail(flight, error);
+  }
+
+  private retryOrFail(flight: Flight<T>, error: unknown): void {
+    for (const request of flight._entries as Q[]) {
+      if (this.owns(flight, request)) this.retry(request, undefined, error);
+    }
+  }
+
+  /** The handler's part is over: late settles and returns are ignored from here. */
+  private finish(flight: Flight<T>, context: Context): void {
+    context.done = true;
+    if (context.timer !== undefined) this.clock.clearTimer(context.timer);
+    flight._driver = undefined;
+  }
+
+  private owns(flight: Flight<T>, request: Q): boolean {
+    return request._flight === flight;
+  }
+}

@@ -1,0 +1,171 @@
+import { createHash } from "node:crypto";
+import type { RedisArgument, TypeMapping } from "redis";
+import type { AnyRedisClient } from "./options.js";
+
+/**
+ * The Lua scripts of the transport. Each one touches only keys of one hash tag (the stream's),
+ * runs atomically, and reads the server's clock with `TIME` (allowed since Redis 7.0's effect
+ * replication), so "due" means due on the server.
+ */
+
+const NOW = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
+
+/**
+ * True when `entry` is pending for `consumer` with `count` deliveries: the delivery handle that
+ * names it is still the entry's newest delivery (a reclaim by anyone bumps the count).
+ */
+const HOLDS = `local function holds(stream, group, consumer, entry, count)
+  local p = redis.call('XPENDING', stream, group, entry, entry, 1)
+  local e = p[1]
+  return e ~= nil and e[2] == consumer and tostring(e[4]) == count
+end`;
+
+/** Appends [entryId, fields, deliveryCount] of each live entry; entries deleted from the stream are acked away. */
+const COLLECT = `local function collect(stream, group, entries, out)
+  for _, e in ipairs(entries) do
+    if e[2] then
+      local p = redis.call('XPENDING', stream, group, e[1], e[1], 1)
+      if p[1] then
+        out[#out + 1] = e[1]
+        out[#out + 1] = e[2]
+        out[#out + 1] = p[1][4]
+      end
+    else
+      redis.call('XACK', stream, group, e[1])
+    end
+  end
+end`;
+
+export const scripts = {
+  /**
+   * KEYS: stream. ARGV: group, consumer, mode, cursor, count, minIdle.
+   * mode "own": this consumer's pending entries after `cursor` (restart recovery);
+   * mode "idle": XAUTOCLAIM of entries idle ≥ minIdle from `cursor` (crash recovery).
+   * Returns { nextCursor, [entryId, fields, deliveryCount]... }; nextCursor "0-0" ends a scan.
+   */
+  claim: `${COLLECT}
+local out = {}
+local nextCursor = '0-0'
+if ARGV[3] == 'own' then
+  local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[5], 'STREAMS', KEYS[1], ARGV[4])
+  local entries = (r and r[1] and r[1][2]) or {}
+  if #entries > 0 then nextCursor = entries[#entries][1] end
+  collect(KEYS[1], ARGV[1], entries, out)
+else
+  local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[6], ARGV[4], 'COUNT', ARGV[5])
+  nextCursor = r[1]
+  collect(KEYS[1], ARGV[1], r[2], out)
+end
+return { nextCursor, out }`,
+
+  /**
+   * Retry and release. KEYS: stream, schedule. ARGV: group, consumer, entryId, deliveryCount,
+   * itemId, attempt, notBefore, payload. If the handle still holds the entry: ack it and, in the
+   * same step, add the item again now (notBefore due) or put it in the schedule. Returns 1 when
+   * moved, 2 when scheduled, 0 for a stale handle.
+   */
+  requeue: `${HOLDS}
+${NOW}
+if not holds(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+if tonumber(ARGV[7]) <= now then
+  redis.call('XADD', KEYS[1], '*', 'id', ARGV[5], 'payload', ARGV[8], 'attempt', ARGV[6], 'notBefore', ARGV[7])
+  return 1
+end
+redis.call('ZADD', KEYS[2], ARGV[7], cmsgpack.pack(ARGV[3], ARGV[5], ARGV[6], ARGV[7], ARGV[8]))
+return 2`,
+
+  /** Delayed sends. KEYS: schedule. ARGV: notBefore, then (token, itemId, payload) triples. */
+  schedule: `for i = 2, #ARGV, 3 do
+  redis.call('ZADD', KEYS[1], ARGV[1], cmsgpack.pack(ARGV[i], ARGV[i + 1], '0', ARGV[1], ARGV[i + 2]))
+end
+return (#ARGV - 1) / 3`,
+
+  /**
+   * The mover. KEYS: stream, schedule. ARGV: limit. Adds every due scheduled item to the stream
+   * (with its id, attempt and notBefore) and removes it from the schedule, atomically.
+   * Returns { moved, score of the next scheduled item or false }.
+   */
+  move: `${NOW}
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+for _, m in ipairs(due) do
+  local _, id, attempt, notBefore, payload = cmsgpack.unpack(m)
+  redis.call('XADD', KEYS[1], '*', 'id', id, 'payload', payload, 'attempt', attempt, 'notBefore', notBefore)
+  redis.call('ZREM', KEYS[2], m)
+end
+local nextDue = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+return { #due, nextDue[2] or false }`,
+
+  /**
+   * Lease renewal. KEYS: stream. ARGV: group, consumer, deliveryTime (epoch ms), then
+   * (entryId, deliveryCount) pairs. Claims to itself (JUSTID: the delivery count stays) only the
+   * entries it still holds, never one another consumer reclaimed. Returns how many it renewed.
+   */
+  extend: `${HOLDS}
+local n = 0
+for i = 4, #ARGV, 2 do
+  if holds(KEYS[1], ARGV[1], ARGV[2], ARGV[i], ARGV[i + 1]) then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'TIME', ARGV[3], 'JUSTID')
+    n = n + 1
+  end
+end
+return n`,
+
+  /**
+   * Trimming that never loses work. KEYS: stream. Deletes the entries below the oldest one some
+   * group still needs: its oldest pending entry, or the first after its last-delivered id.
+   * Returns the number of entries deleted (0 with no group).
+   */
+  trim: `local groups = redis.call('XINFO', 'GROUPS', KEYS[1])
+if #groups == 0 then return 0 end
+local function parse(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local function less(a, b)
+  local am, as = parse(a)
+  local bm, bs = parse(b)
+  return am < bm or (am == bm and as < bs)
+end
+local minId = nil
+for _, g in ipairs(groups) do
+  local info = {}
+  for i = 1, #g, 2 do info[g[i]] = g[i + 1] end
+  local ms, seq = parse(info['last-delivered-id'])
+  local need = ms .. '-' .. (seq + 1)
+  if info['pending'] > 0 then
+    local summary = redis.call('XPENDING', KEYS[1], info['name'])
+    if less(summary[2], need) then need = summary[2] end
+  end
+  if minId == nil or less(need, minId) then minId = need end
+end
+return redis.call('XTRIM', KEYS[1], 'MINID', minId)`,
+} as const;
+
+export type ScriptName = keyof typeof scripts;
+
+const shas = Object.fromEntries(
+  Object.entries(scripts).map(([name, source]) => [name, createHash("sha1").update(source).digest("hex")]),
+) as Record<ScriptName, string>;
+
+/**
+ * Runs a script by its SHA1, sending its source only when the server does not know it (first use,
+ * or after a restart or `SCRIPT FLUSH`).
+ */
+export async function runScript<R>(
+  client: AnyRedisClient,
+  name: ScriptName,
+  keys: readonly RedisArgument[],
+  args: readonly RedisArgument[],
+  typeMapping?: TypeMapping,
+): Promise<R> {
+  const tail = [String(keys.length), ...keys, ...args];
+  const options = typeMapping === undefined ? undefined : { typeMapping };
+  try {
+    return await client.sendCommand<R>(["EVALSHA", shas[name], ...tail], options);
+  } catch (error) {
+    if (!String((error as Error | undefined)?.message).startsWith("NOSCRIPT")) throw error;
+    return client.sendCommand<R>(["EVAL", scripts[name], ...tail], options);
+  }
+}

@@ -1,0 +1,155 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { RedisStreamsTransport } from "../src/index.js";
+import type { AnyRedisClient } from "../src/options.js";
+import { startRedisServer } from "../src/testing.js";
+import type { RedisServer } from "../src/testing.js";
+import { processedCounts, spawnWorker, stopWorker } from "./support/processes.js";
+import type { WorkerProcess } from "./support/processes.js";
+import { eventually, rawClient, uniqueStream } from "./support/redis.js";
+
+// Real worker processes (test/fixtures/worker.mjs on the built dist: run `pnpm build` first)
+// against a redis-server of their own, always started here: these tests kill and restart it.
+
+let dir: string;
+const workers: WorkerProcess[] = [];
+const servers: RedisServer[] = [];
+const clients: AnyRedisClient[] = [];
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "tranche-redis-faults-"));
+});
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map(stopWorker));
+  await Promise.all(clients.splice(0).map((c) => c.close().catch(() => c.destroy())));
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function setup(options: { durable?: boolean } = {}) {
+  const server = await startRedisServer(options);
+  servers.push(server);
+  const redis = await rawClient(server.url);
+  clients.push(redis);
+  const stream = uniqueStream("fault");
+  const producer = new RedisStreamsTransport<number>({ url: server.url, stream });
+  return { server, redis, stream, key: `{${stream}}`, producer };
+}
+
+function start(server: RedisServer, stream: string, consumer: string, env: Record<string, string> = {}): WorkerProcess {
+  const p = spawnWorker({ REDIS_URL: server.url, STREAM: stream, CONSUMER: consumer, OUT: join(dir, `${stream}-${consumer}.ids`), ...env });
+  workers.push(p);
+  return p;
+}
+
+async function pending(redis: AnyRedisClient, key: string): Promise<number> {
+  return Number(((await redis.sendCommand(["XPENDING", key, "tranche"])) as [number])[0]);
+}
+
+/** Item ids of the entries pending for `consumer` right now. */
+async function pendingItemIds(redis: AnyRedisClient, key: string, consumer: string): Promise<Set<string>> {
+  const entries = (await redis.sendCommand(["XPENDING", key, "tranche", "-", "+", "100000", consumer])) as [string][];
+  const ids = new Set<string>();
+  for (const [entryId] of entries) {
+    const [entry] = (await redis.sendCommand(["XRANGE", key, entryId, entryId])) as [string, string[]][];
+    const fields = entry![1];
+    ids.add(fields[fields.indexOf("id") + 1]!);
+  }
+  return ids;
+}
+
+describe("fault tolerance with real processes", () => {
+  it("three workers share a group; one SIGKILLed mid-batch loses nothing, and only its in-flight items run twice", async () => {
+    const { server, redis, stream, key, producer } = await setup();
+    const total = 20_000;
+    const ids = await producer.sendMany(Array.from({ length: total }, (_, i) => i));
+    await producer.close();
+    const env = { MIN_IDLE: "3000", FLUSH_EVERY: "250" };
+    const victim = start(server, stream, "victim", { ...env, HOLD_MS: "300" });
+    const others = [start(server, stream, "w1", env), start(server, stream, "w2", env)];
+    await Promise.all([victim, ...others].map((w) => w.said("ready")));
+    await eventually("the victim's third batch", () => victim.batches >= 3);
+    victim.child.kill("SIGKILL"); // within its 300 ms hold: mid-batch
+    await victim.exited;
+    const inFlight = await pendingItemIds(redis, key, "victim");
+    expect(inFlight.size).toBeGreaterThan(0);
+
+    const files = [victim, ...others].map((w) => w.out);
+    await eventually("every item processed and acked", async () => processedCounts(files).size === total && (await pending(redis, key)) === 0, 120_000, async () => ({
+      processed: processedCounts(files).size,
+      pending: await redis.sendCommand(["XPENDING", key, "tranche"]),
+      victimInFlight: inFlight.size,
+      errors: others.map((w) => w.errors.slice(0, 3)),
+    }));
+    const counts = processedCounts(files);
+    expect([...counts.keys()].sort()).toEqual([...ids].sort());
+    const duplicates = [...counts].filter(([, n]) => n > 1).map(([id]) => id);
+    expect(duplicates.filter((id) => !inFlight.has(id))).toEqual([]);
+    expect(Math.max(...counts.values())).toBeLessThanOrEqual(2);
+    expect(others.every((w) => w.batches > 0)).toBe(true);
+    expect(Number(await redis.sendCommand(["XLEN", `${key}:dlq`]))).toBe(0);
+    console.info(`SIGKILL: ${inFlight.size} items pending for the killed worker, ${duplicates.length} processed twice, ${total} processed`);
+  }, 180_000);
+
+  it("workers ride out a durable redis-server (appendfsync always) that is killed and restarted mid-run", async () => {
+    const { server, redis, stream, key, producer } = await setup({ durable: true });
+    const total = 5000;
+    const ids = await producer.sendMany(Array.from({ length: total }, (_, i) => i));
+    await producer.close();
+    const env = { MIN_IDLE: "3000", FLUSH_EVERY: "100", HOLD_MS: "20" };
+    const ws = [start(server, stream, "w1", env), start(server, stream, "w2", env)];
+    await Promise.all(ws.map((w) => w.said("ready")));
+    const files = ws.map((w) => w.out);
+    await eventually("a third of the items processed", () => processedCounts(files).size >= total / 3);
+    await server.kill();
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await server.restart();
+    await eventually("every item processed and acked", async () => processedCounts(files).size === total && (await pending(redis, key).catch(() => -1)) === 0, 120_000);
+    // The workers saw the outage (a blocked read or a call cut off) and carried on.
+    expect(ws.reduce((n, w) => n + w.errors.length, 0)).toBeGreaterThan(0);
+    console.info(`restart: errors per worker ${ws.map((w) => w.errors.length).join(", ")}; first: ${ws.flatMap((w) => w.errors)[0]}`);
+    const counts = processedCounts(files);
+    expect([...counts.keys()].sort()).toEqual([...ids].sort());
+    expect(Number(await redis.sendCommand(["XLEN", `${key}:dlq`]))).toBe(0);
+  }, 180_000);
+
+  it("dead-letters garbage entries written with a raw XADD, with their reason, while good ones flow", async () => {
+    const { server, redis, stream, key, producer } = await setup();
+    const garbage: [string, ...(string | Buffer)[]][] = [];
+    for (let i = 0; i < 20; i++) {
+      garbage.push([`bad-json-${i}`, "payload", `{"n": ${i}`]);
+      garbage.push([`no-payload-${i}`, "body", "x"]);
+      garbage.push([`bad-utf8-${i}`, "payload", Buffer.from([0xff, 0xfe, 0x22])]);
+    }
+    const good: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      good.push(...(await producer.sendMany(Array.from({ length: 50 }, (_, j) => i * 50 + j))));
+      for (const [id, ...fields] of garbage.slice(i * 3, i * 3 + 3)) await redis.sendCommand(["XADD", key, "*", "id", id, ...fields]);
+    }
+    await producer.close();
+    const w = start(server, stream, "w1", { FLUSH_EVERY: "100" });
+    await w.said("ready");
+    await eventually("good items processed, garbage dead-lettered", async () => processedCounts([w.out]).size === good.length && Number(await redis.sendCommand(["XLEN", `${key}:dlq`])) === garbage.length, 30_000, async () => ({
+      processed: processedCounts([w.out]).size,
+      deadLettered: await redis.sendCommand(["XLEN", `${key}:dlq`]),
+      pending: await redis.sendCommand(["XPENDING", key, "tranche"]),
+      errors: w.errors.slice(0, 5),
+    }));
+    await eventually("nothing pending", async () => (await pending(redis, key)) === 0);
+    expect([...processedCounts([w.out]).keys()].sort()).toEqual([...good].sort());
+    const reader = new RedisStreamsTransport({ url: server.url, stream });
+    const dead = await reader.deadLetters();
+    await reader.close();
+    const byId = new Map(dead.map((d) => [d.id, d]));
+    for (const [id, ...fields] of garbage) {
+      const d = byId.get(id);
+      expect(d, id).toBeDefined();
+      expect(d!.reasonName).toBe("DecodeError");
+      expect(d!.attempt).toBe(1);
+      if (id.startsWith("no-payload")) expect(d!.reason).toMatch(/has no `payload` field/);
+      else expect(d!.raw.equals(Buffer.from(fields[1]!))).toBe(true);
+    }
+  }, 120_000);
+});

@@ -1,0 +1,2 @@
+export { startSqsEmulator } from "./emulator.js";
+export type { SqsEmulator, SqsEmulatorOptions } from "./emulator.js";

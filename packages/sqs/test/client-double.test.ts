@@ -1,0 +1,141 @@
+// The one SQSClient double of this package. fauxqs never answers a batch call with `Failed[]`
+// entries and never hands out two messages of one FIFO group at once; real SQS does both.
+import type { SQSClient } from "@aws-sdk/client-sqs";
+import { describe, expect, it } from "vitest";
+import { SqsTransport, SqsTransportError } from "../src/index.js";
+
+type Call = { action: string; input: Record<string, any> };
+type Script = (call: Call, calls: Call[]) => unknown;
+
+/** A `send` that records each command and answers with `script`. */
+function double(script: Script): { client: SQSClient; calls: Call[] } {
+  const calls: Call[] = [];
+  const client = {
+    async send(command: { constructor: { name: string }; input: Record<string, any> }) {
+      const call = { action: command.constructor.name.replace(/Command$/, ""), input: command.input };
+      calls.push(call);
+      return script(call, calls);
+    },
+    destroy() {},
+  };
+  return { client: client as unknown as SQSClient, calls };
+}
+
+const queueUrl = "https://sqs.us-east-1.amazonaws.com/000000000000/q";
+const fifoUrl = `${queueUrl}.fifo`;
+
+function message(n: number, group?: string) {
+  return {
+    MessageId: `m${n}`,
+    ReceiptHandle: `h${n}`,
+    Body: JSON.stringify(n),
+    MessageAttributes: { "tranche.id": { DataType: "String", StringValue: `i${n}` } },
+    Attributes: { ApproximateReceiveCount: "1", ...(group ? { MessageGroupId: group, SequenceNumber: String(1000 + n) } : {}) },
+  };
+}
+
+async function received(transport: SqsTransport<number>) {
+  return transport.receive(10, new AbortController().signal);
+}
+
+describe("DeleteMessageBatch Failed[] entries (sqs-consumer #193)", () => {
+  it("retries entries refused with a server fault until they succeed", async () => {
+    let refusals = 2;
+    const { client, calls } = double(({ action, input }) => {
+      if (action === "ReceiveMessage") return { Messages: Array.from({ length: 3 }, (_, i) => message(i)) };
+      if (action === "DeleteMessageBatch") {
+        const h1 = input.Entries.find((e: { ReceiptHandle: string }) => e.ReceiptHandle === "h1");
+        const failed = refusals-- > 0 ? [{ Id: h1.Id, Code: "InternalError", SenderFault: false, Message: "try again" }] : [];
+        return { Successful: input.Entries.filter((e: { Id: string }) => !failed.some((f) => f.Id === e.Id)), Failed: failed };
+      }
+      throw new Error(`unexpected ${action}`);
+    });
+    const t = new SqsTransport<number>({ queueUrl, client });
+    await t.ack(await received(t));
+    const deletes = calls.filter((c) => c.action === "DeleteMessageBatch");
+    expect(deletes.map((c) => c.input.Entries.map((e: { ReceiptHandle: string }) => e.ReceiptHandle))).toEqual([["h0", "h1", "h2"], ["h1"], ["h1"]]);
+  });
+
+  it("surfaces entries still refused — sender faults at once, server faults after entryAttempts — listing each item", async () => {
+    const { client, calls } = double(({ action, input }) => {
+      if (action === "ReceiveMessage") return { Messages: Array.from({ length: 10 }, (_, i) => message(i)) };
+      if (action === "DeleteMessageBatch") {
+        const failed = input.Entries.filter((e: { ReceiptHandle: string }) => e.ReceiptHandle === "h3" || e.ReceiptHandle === "h7").map(
+          (e: { Id: string; ReceiptHandle: string }) =>
+            e.ReceiptHandle === "h3"
+              ? { Id: e.Id, Code: "ReceiptHandleIsInvalid", SenderFault: true, Message: "bad handle" }
+              : { Id: e.Id, Code: "InternalError", SenderFault: false, Message: "busy" },
+        );
+        return { Successful: [], Failed: failed };
+      }
+      throw new Error(`unexpected ${action}`);
+    });
+    const t = new SqsTransport<number>({ queueUrl, client, entryAttempts: 2 });
+    const error = (await t.ack(await received(t)).catch((e: unknown) => e)) as SqsTransportError;
+    expect(SqsTransportError.isInstance(error)).toBe(true);
+    expect(error.operation).toBe("DeleteMessageBatch");
+    expect(error.message).toMatch(/^\[tranche\/sqs\] DeleteMessageBatch: 2 entries refused/);
+    expect([...error.failures].sort((a, b) => a.id.localeCompare(b.id))).toEqual([
+      { id: "i3", code: "ReceiptHandleIsInvalid", message: "bad handle", senderFault: true },
+      { id: "i7", code: "InternalError", message: "busy", senderFault: false },
+    ]);
+    // h7 was tried twice (entryAttempts), h3 once.
+    const tried = calls.filter((c) => c.action === "DeleteMessageBatch").flatMap((c) => c.input.Entries.map((e: { ReceiptHandle: string }) => e.ReceiptHandle));
+    expect(tried.filter((h: string) => h === "h7")).toHaveLength(2);
+    expect(tried.filter((h: string) => h === "h3")).toHaveLength(1);
+  });
+
+  it("a refused SendMessageBatch entry is surfaced, not dropped", async () => {
+    const { client } = double(({ input }) => ({
+      Successful: input.Entries.slice(1).map((e: { Id: string }) => ({ Id: e.Id, MessageId: "x" })),
+      Failed: [{ Id: input.Entries[0].Id, Code: "InvalidMessageContents", SenderFault: true, Message: "bad chars" }],
+    }));
+    const t = new SqsTransport<number>({ queueUrl, client });
+    await expect(t.sendMany([1, 2, 3])).rejects.toMatchObject({ operation: "SendMessageBatch", failures: [{ code: "InvalidMessageContents" }] });
+  });
+});
+
+describe("FIFO siblings received together (real SQS returns several messages of one group)", () => {
+  function fifo() {
+    return double(({ action }) => {
+      if (action === "ReceiveMessage") return { Messages: [message(1, "g"), message(2, "g"), message(3, "g"), message(4, "other")] };
+      return { Successful: [], Failed: [] };
+    });
+  }
+
+  it("an ack waits behind an unsettled earlier sibling and is deleted once it is acked", async () => {
+    const { client, calls } = fifo();
+    const t = new SqsTransport<number>({ queueUrl: fifoUrl, client });
+    const [d1, d2, d3, d4] = await received(t);
+    await t.ack([d2!, d3!, d4!]);
+    const deleted = () => calls.filter((c) => c.action === "DeleteMessageBatch").flatMap((c) => c.input.Entries.map((e: { ReceiptHandle: string }) => e.ReceiptHandle));
+    expect(deleted()).toEqual(["h4"]);
+    await t.ack([d1!]);
+    expect(deleted().sort()).toEqual(["h1", "h2", "h3", "h4"]);
+  });
+
+  it("a retried item's later siblings are released in reverse order, not deleted, even if already acked", async () => {
+    const { client, calls } = fifo();
+    const t = new SqsTransport<number>({ queueUrl: fifoUrl, client });
+    const [d1, d2, d3] = await received(t);
+    await t.ack([d3!]);
+    await t.retry(d1!, Date.now() + 5_000);
+    await t.ack([d2!]); // already released: a no-op
+    const actions = calls.filter((c) => c.action !== "ReceiveMessage");
+    expect(actions.map((c) => c.action)).toEqual(["ChangeMessageVisibility", "ChangeMessageVisibilityBatch"]);
+    expect(actions[0]!.input).toMatchObject({ ReceiptHandle: "h1", VisibilityTimeout: 5 });
+    expect(actions[1]!.input.Entries.map((e: { ReceiptHandle: string; VisibilityTimeout: number }) => [e.ReceiptHandle, e.VisibilityTimeout])).toEqual([
+      ["h3", 0],
+      ["h2", 0],
+    ]);
+  });
+
+  it("releasing an item releases its later siblings too", async () => {
+    const { client, calls } = fifo();
+    const t = new SqsTransport<number>({ queueUrl: fifoUrl, client });
+    const [, d2] = await received(t);
+    await t.release([d2!]);
+    const batch = calls.find((c) => c.action === "ChangeMessageVisibilityBatch")!;
+    expect(batch.input.Entries.map((e: { ReceiptHandle: string }) => e.ReceiptHandle)).toEqual(["h3", "h2"]);
+  });
+});

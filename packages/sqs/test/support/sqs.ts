@@ -1,0 +1,75 @@
+import { randomUUID } from "node:crypto";
+import { CreateQueueCommand, DeleteQueueCommand, GetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { SqsTransport, type SqsTransportOptions } from "../../src/index.js";
+import { type SqsEmulator, startSqsEmulator } from "../../src/testing.js";
+
+/** An SQS endpoint for a test file: `SQS_ENDPOINT` when set, else a fauxqs emulator started here. */
+export interface TestSqs {
+  readonly endpoint: string;
+  readonly connection: { endpoint: string; region: string; credentials: { accessKeyId: string; secretAccessKey: string } };
+  readonly client: SQSClient;
+  /** A fresh queue with a unique name; `.fifo` queues when `fifo`. */
+  queue(options?: { fifo?: boolean; attributes?: Record<string, string> }): Promise<string>;
+  transport<T = unknown>(options: Omit<SqsTransportOptions<T>, "endpoint" | "region" | "credentials">): SqsTransport<T>;
+  count(queueUrl: string): Promise<{ visible: number; inFlight: number; delayed: number }>;
+  stop(): Promise<void>;
+}
+
+export async function openSqs(): Promise<TestSqs> {
+  const external = process.env.SQS_ENDPOINT;
+  let emulator: SqsEmulator | undefined;
+  const connection = external
+    ? {
+        endpoint: external,
+        region: process.env.AWS_REGION ?? "us-east-1",
+        credentials: { accessKeyId: process.env.AWS_ACCESS_KEY_ID ?? "test", secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY ?? "test" },
+      }
+    : (emulator = await startSqsEmulator()).connection;
+  const client = new SQSClient(connection);
+  const transports: SqsTransport<unknown>[] = [];
+  const queues: string[] = [];
+  return {
+    endpoint: connection.endpoint,
+    connection,
+    client,
+    async queue(options = {}) {
+      const name = `t-${randomUUID().slice(0, 8)}${options.fifo ? ".fifo" : ""}`;
+      const attributes = { ...(options.fifo ? { FifoQueue: "true" } : {}), ...options.attributes };
+      const out = await client.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes }));
+      queues.push(out.QueueUrl as string);
+      return out.QueueUrl as string;
+    },
+    transport(options) {
+      const t = new SqsTransport({ ...connection, ...options });
+      transports.push(t as SqsTransport<unknown>);
+      return t;
+    },
+    async count(queueUrl) {
+      const out = await client.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["All"] }));
+      const a = out.Attributes ?? {};
+      return {
+        visible: Number(a.ApproximateNumberOfMessages),
+        inFlight: Number(a.ApproximateNumberOfMessagesNotVisible),
+        delayed: Number(a.ApproximateNumberOfMessagesDelayed),
+      };
+    },
+    async stop() {
+      await Promise.all(transports.map((t) => t.close()));
+      if (external) await Promise.all(queues.map((q) => client.send(new DeleteQueueCommand({ QueueUrl: q })).catch(() => {})));
+      client.destroy();
+      await emulator?.stop();
+    },
+  };
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Receives until `n` deliveries arrived or `timeout` ms passed. */
+export async function receiveAll<T>(transport: SqsTransport<T>, n: number, timeout = 15_000) {
+  const out: Awaited<ReturnType<SqsTransport<T>["receive"]>> = [];
+  const end = Date.now() + timeout;
+  while (out.length < n && Date.now() < end) {
+    out.push(...(await transport.receive(n - out.length, AbortSignal.timeout(Math.max(1, end - Date.now())))));
+  }
+  return out;
+}

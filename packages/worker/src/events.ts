@@ -1,0 +1,52 @@
+import type { FlushReason } from "@tranche/core";
+import type { TransportOperationError } from "./errors.js";
+
+/** A batch was handed to the handler. */
+export interface FlushEvent {
+  readonly batchId: string;
+  readonly reason: FlushReason;
+  readonly size: number;
+  readonly group: string | undefined;
+  /** ms the batch's oldest item waited between becoming eligible and the flush. */
+  readonly waitedMs: number;
+}
+
+/** Every item of a batch has its outcome, and the transport has it too (or the worker gave up at `close`). */
+export interface SettledEvent {
+  readonly batchId: string;
+  readonly acked: number;
+  readonly failed: number;
+  readonly retried: number;
+  /** Items released back to the transport when `close({ timeout })` gave up on the batch. */
+  readonly released: number;
+  /** ms from the flush to here, transport calls included. */
+  readonly durationMs: number;
+}
+
+/** An item goes back to the transport for another try. */
+export interface RetryEvent {
+  readonly id: string;
+  /** The try that is over (the next delivery has `attempt + 1`). */
+  readonly attempt: number;
+  /** Epoch ms before which the item will not run again. */
+  readonly notBefore: number;
+}
+
+/** An item goes to the dead letters, never to be delivered again. */
+export interface DeadLetterEvent {
+  readonly id: string;
+  readonly attempt: number;
+  readonly reason: Error;
+}
+
+/** The events of a `Worker` and their listeners' arguments. */
+export interface WorkerEvents {
+  flush: [event: FlushEvent];
+  settled: [event: SettledEvent];
+  retry: [event: RetryEvent];
+  deadLetter: [event: DeadLetterEvent];
+  /** A transport or result-store call failed; the worker tries again and keeps running. */
+  error: [error: TransportOperationError];
+  /** The worker holds nothing any more (it had something before). */
+  idle: [];
+}

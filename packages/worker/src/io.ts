@@ -1,0 +1,155 @@
+import { type Clock, TimeoutError } from "@tranche/core";
+import PQueue from "p-queue";
+import { type TransportOperation, TransportOperationError } from "./errors.js";
+import type { ResolvedWorkerOptions } from "./options.js";
+
+const STOPPED = Symbol("stopped");
+
+/** A pending sleep or try that `stop()` must end: a node of an intrusive list (no hashing per call). */
+interface Waker {
+  wake: () => void;
+  prev: Waker | undefined;
+  next: Waker | undefined;
+}
+
+/**
+ * Transport calls of one worker: at most `ioConcurrency` at once (p-queue), each try
+ * bounded by `ioTimeout`, failed tries reported and tried again after a capped exponential
+ * backoff on the worker's clock — until `stop()`, after which nothing is tried again.
+ */
+export class Io {
+  private readonly queue: PQueue;
+  /** Every pending try and backoff sleep, woken by `stop()`. */
+  private wakers: Waker | undefined = undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly options: ResolvedWorkerOptions,
+    private readonly onError: (error: TransportOperationError) => void,
+  ) {
+    this.queue = new PQueue({ concurrency: options.ioConcurrency });
+  }
+
+  /** Calls queued or running. */
+  get pending(): number {
+    return this.queue.size + this.queue.pending;
+  }
+
+  /**
+   * Runs `call` until a try succeeds. Resolves `true` then, `false` if `stop()` came first
+   * (the deliveries it was for are left to the transport's lease: at least once, never lost).
+   */
+  run(operation: TransportOperation, call: () => Promise<unknown>): Promise<boolean> {
+    return this.queue.add(async () => {
+      for (let tries = 1; ; tries++) {
+        if (this.stopped) return false;
+        const outcome = await this.attempt(call);
+        if (outcome === true) return true;
+        if (outcome === STOPPED) return false;
+        this.onError(new TransportOperationError(operation, tries, outcome.error));
+        if ((await this.sleep(this.backoff(tries))) === STOPPED) return false;
+      }
+    }) as Promise<boolean>;
+  }
+
+  /** One try of `call` outside the queue (receive, and releases after `stop()`), bounded by `ioTimeout`. */
+  async once<V>(operation: TransportOperation, call: () => Promise<V>, tries = 1): Promise<{ value: V } | { error: TransportOperationError }> {
+    let value: V | undefined;
+    const outcome = await this.attempt(async () => {
+      value = await call();
+    }, true);
+    if (outcome === true) return { value: value as V };
+    const error = new TransportOperationError(operation, tries, outcome === STOPPED ? new TimeoutError(0, "[tranche/worker] stopped") : outcome.error);
+    this.onError(error);
+    return { error };
+  }
+
+  /** ms to wait after `tries` failed tries in a row. */
+  backoff(tries: number): number {
+    const { delay, maxDelay } = this.options.ioBackoff;
+    return Math.min(maxDelay, delay * 2 ** Math.min(tries - 1, 30));
+  }
+
+  /** Waits `ms` on the worker's clock; resolves early with `STOPPED` on `stop()`. */
+  sleep(ms: number): Promise<void | typeof STOPPED> {
+    if (this.stopped) return Promise.resolve(STOPPED);
+    return new Promise((resolve) => {
+      const waker = this.watch(() => {
+        this.clock.clearTimer(timer);
+        resolve(STOPPED);
+      });
+      const timer = this.clock.setTimer(this.clock.now() + ms, () => {
+        this.unwatch(waker);
+        resolve();
+      });
+    });
+  }
+
+  /** No more tries: retry loops give up, pending sleeps and timeout races end now. */
+  stop(): void {
+    this.stopped = true;
+    while (this.wakers !== undefined) {
+      const waker = this.wakers;
+      this.unwatch(waker);
+      waker.wake();
+    }
+  }
+
+  private watch(wake: () => void): Waker {
+    const waker: Waker = { wake, prev: undefined, next: this.wakers };
+    if (this.wakers !== undefined) this.wakers.prev = waker;
+    this.wakers = waker;
+    return waker;
+  }
+
+  private unwatch(waker: Waker): void {
+    const { prev, next } = waker;
+    if (prev !== undefined) prev.next = next;
+    else if (this.wakers === waker) this.wakers = next;
+    else return; // not watched any more
+    if (next !== undefined) next.prev = prev;
+    waker.prev = waker.next = undefined;
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  /** Resolves when every queued call has finished. */
+  idle(): Promise<void> {
+    return this.queue.onIdle();
+  }
+
+  /** One try bounded by `ioTimeout`: `true`, the error it failed with, or `STOPPED`. */
+  private attempt(call: () => Promise<unknown>, ignoreStop = false): Promise<true | { error: unknown } | typeof STOPPED> {
+    return new Promise((resolve) => {
+      let over = false;
+      const end = (outcome: true | { error: unknown } | typeof STOPPED) => {
+        if (over) return;
+        over = true;
+        this.clock.clearTimer(timer);
+        if (waker !== undefined) this.unwatch(waker);
+        resolve(outcome);
+      };
+      const { ioTimeout } = this.options;
+      const timer = this.clock.setTimer(this.clock.now() + ioTimeout, () =>
+        end({ error: new TimeoutError(ioTimeout, `[tranche/worker] transport call did not settle within ${ioTimeout} ms`) }),
+      );
+      const waker = ignoreStop ? undefined : this.watch(() => end(STOPPED));
+      let pending: Promise<unknown>;
+      try {
+        pending = Promise.resolve(call());
+      } catch (error) {
+        end({ error });
+        return;
+      }
+      pending.then(
+        () => end(true),
+        (error: unknown) => end({ error }),
+      );
+    });
+  }
+}
+
+export { STOPPED };

@@ -1,0 +1,96 @@
+import { type BatcherOptions, type ResultStore, resolveOptions } from "@tranche/core";
+
+/** Options of `new Worker()`: the batching options of `@tranche/core` plus the worker's own. */
+export interface WorkerOptions<T> extends BatcherOptions<T> {
+  /**
+   * Deliveries the worker holds at once: buffered, delayed, in flight, and settled but not
+   * yet acked, retried or dead-lettered on the transport. `receive` is never asked for more
+   * than the room left, so a deep queue stays in the queue. At least `flushEvery`.
+   * @default 10 × flushEvery
+   */
+  maxBuffered?: number;
+  /** Where each item's outcome is stored under its id, for producers that `results.wait(id)`. @default none */
+  results?: ResultStore;
+  /** ms a stored outcome is kept (the `ttl` of `results.set`). @default forever */
+  resultTtl?: number;
+  /**
+   * ms each lease renewal extends a delivery by, on transports with `capabilities.lease` and
+   * `extend`. A held or in-flight delivery is renewed when half of its remaining lease is gone.
+   * @default 30_000
+   */
+  lease?: number;
+  /**
+   * ms after which a transport or result-store call that has not settled counts as failed
+   * (hung): the worker emits `"error"` and tries again. Must exceed the transport's own
+   * `receive` wait (20 s for SQS long polling). @default 30_000
+   */
+  ioTimeout?: number;
+  /** Backoff between tries of a failed transport call: `delay × 2^(tries − 1)`, at most `maxDelay` (ms). @default { delay: 100, maxDelay: 10_000 } */
+  ioBackoff?: { delay?: number; maxDelay?: number };
+  /** Transport calls (ack, retry, deadLetter, extend, release, results.set) in flight at once. @default 8 */
+  ioConcurrency?: number;
+  /** Whether `close()` also closes the transport, once the worker has let go of everything. @default false */
+  closeTransport?: boolean;
+}
+
+/** The worker's own options, with defaults applied and checked. */
+export interface ResolvedWorkerOptions {
+  readonly maxBuffered: number;
+  readonly results: ResultStore | undefined;
+  readonly resultTtl: number | undefined;
+  readonly lease: number;
+  readonly ioTimeout: number;
+  readonly ioBackoff: { readonly delay: number; readonly maxDelay: number };
+  readonly ioConcurrency: number;
+  readonly closeTransport: boolean;
+}
+
+function quote(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "function") return `function ${value.name || "(anonymous)"}`;
+  if (value === null || typeof value !== "object") return String(value);
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}
+
+function invalid(name: string, expected: string, value: unknown): never {
+  throw new TypeError(`[tranche/worker] Expected \`${name}\` to be ${expected}, got ${quote(value)}`);
+}
+
+function positiveMs(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !(value > 0) || value === Infinity) invalid(name, "a number of ms > 0", value);
+  return value;
+}
+
+/** Checks the worker's own options (the batching ones are checked by the `Batcher`). */
+export function resolveWorkerOptions<T>(options: WorkerOptions<T> | undefined): ResolvedWorkerOptions {
+  if (options !== undefined && (typeof options !== "object" || options === null)) invalid("options", "an object", options);
+  const o = options ?? {};
+  const { maxBuffered } = resolveOptions(o);
+  const results = o.results;
+  if (results !== undefined) {
+    const r = results as Partial<ResultStore>;
+    if (typeof r !== "object" || r === null || typeof r.set !== "function" || typeof r.get !== "function" || typeof r.wait !== "function") {
+      invalid("results", "a ResultStore with set, get and wait", results);
+    }
+  }
+  const resultTtl = o.resultTtl === undefined ? undefined : positiveMs("resultTtl", o.resultTtl, 0);
+  const lease = positiveMs("lease", o.lease, 30_000);
+  const ioTimeout = positiveMs("ioTimeout", o.ioTimeout, 30_000);
+  const backoff = o.ioBackoff ?? {};
+  if (typeof backoff !== "object" || backoff === null) invalid("ioBackoff", "an object", backoff);
+  const delay = positiveMs("ioBackoff.delay", backoff.delay, 100);
+  const maxDelay = positiveMs("ioBackoff.maxDelay", backoff.maxDelay, Math.max(10_000, delay));
+  if (maxDelay < delay) invalid("ioBackoff.maxDelay", `a number of ms ≥ ioBackoff.delay (${delay})`, maxDelay);
+  const ioConcurrency = o.ioConcurrency ?? 8;
+  if (typeof ioConcurrency !== "number" || !Number.isSafeInteger(ioConcurrency) || ioConcurrency < 1) {
+    invalid("ioConcurrency", "an integer ≥ 1", ioConcurrency);
+  }
+  const closeTransport = o.closeTransport ?? false;
+  if (typeof closeTransport !== "boolean") invalid("closeTransport", "a boolean", closeTransport);
+  return { maxBuffered, results, resultTtl, lease, ioTimeout, ioBackoff: { delay, maxDelay }, ioConcurrency, closeTransport };
+}

@@ -1,0 +1,591 @@
+import {
+  type Batch,
+  BatchDriver,
+  type BatchHandler,
+  type BatcherStats,
+  ClosedError,
+  type Delivery,
+  DriverRequest,
+  RetriesExhaustedError,
+  type Transport,
+} from "@tranche/core";
+import { type TransportOperation, TransportOperationError } from "./errors.js";
+import type { WorkerEvents } from "./events.js";
+import { Io } from "./io.js";
+import { type ResolvedWorkerOptions, type WorkerOptions, resolveWorkerOptions } from "./options.js";
+
+/** What `worker.stats` reports. */
+export interface WorkerStats extends BatcherStats {
+  /**
+   * Deliveries the worker holds: buffered, delayed, in flight, and settled but not yet
+   * acked, retried or dead-lettered on the transport. Never more than `maxBuffered`.
+   */
+  deliveries: number;
+  /** Transport calls and their results, counted in deliveries (`receives` and `errors` in calls). */
+  transport: {
+    receives: number;
+    received: number;
+    acked: number;
+    retried: number;
+    deadLettered: number;
+    released: number;
+    extended: number;
+    /** Failed tries of transport and result-store calls (each one an `"error"` event). */
+    errors: number;
+    /** Transport calls queued or running. */
+    pending: number;
+  };
+}
+
+/** Emits worker events; a throwing listener must not break the worker's bookkeeping. */
+export interface Emitter {
+  emit<K extends keyof WorkerEvents>(event: K, ...args: WorkerEvents[K]): boolean;
+}
+
+/** The outcomes of one batch, gathered until every item has one and the transport has them. */
+interface BatchRecord<T, R> {
+  readonly id: string;
+  readonly startedAt: number;
+  readonly acked: WorkItem<T, R>[];
+  failed: number;
+  retried: number;
+  released: number;
+  readonly calls: Promise<void>[];
+}
+
+/**
+ * Deliveries received together, renewed together: one deadline and one `extend` call for all,
+ * rather than a record per delivery.
+ */
+interface LeaseGroup<T, R> {
+  readonly items: WorkItem<T, R>[];
+  /** Items of the group the worker still holds. */
+  live: number;
+  /** Epoch ms the earliest lease of the group ends. */
+  leaseUntil: number;
+  /** Epoch ms of the next renewal; Infinity while one is under way. */
+  renewAt: number;
+  /** Place in `WorkerDriver.leases`. */
+  index: number;
+}
+
+/** One delivery: the Batcher's entry and the handler's request, plus what the worker tracks. */
+class WorkItem<T, R> extends DriverRequest<T, R> {
+  batch: BatchRecord<T, R> | undefined = undefined;
+  value: R | undefined = undefined;
+  /** Its lease group while the worker holds it and renews its lease. */
+  lease: LeaseGroup<T, R> | undefined = undefined;
+
+  constructor(
+    driver: WorkerDriver<T, R>,
+    readonly delivery: Delivery<T>,
+  ) {
+    super(driver, delivery.payload, delivery.id, delivery.attempt);
+  }
+}
+
+const toError = (value: unknown): Error => (value instanceof Error ? value : new Error(typeof value === "string" ? value : String(value)));
+
+/**
+ * Drives a transport through a `Batcher`: receives into the buffer while there is room,
+ * hands batches to the handler (the shared `BatchDriver` protocol of `@tranche/core`), and
+ * maps each outcome to the transport — ack, retry or dead letter.
+ */
+export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
+  private readonly own: ResolvedWorkerOptions;
+  private readonly io: Io;
+  private readonly leasing: boolean;
+  /** Deliveries held (see `WorkerStats.deliveries`). */
+  private held = 0;
+  /** Lease groups with items still held. */
+  private readonly leases: LeaseGroup<T, R>[] = [];
+  private leaseTimer: unknown = undefined;
+  private leaseAt = Infinity;
+  private timer: unknown = undefined;
+  private timerAt = Infinity;
+  private scheduled = false;
+  private receiving = false;
+  private draining = true;
+  private loop: Promise<void> | undefined = undefined;
+  private readonly controller = new AbortController();
+  /** Ends the receive under way when `close` aborts (one abort listener for the worker's life). */
+  private endReceive: (() => void) | undefined = undefined;
+  /** Wakes the receive loop from a wait for room. */
+  private wakeLoop: (() => void) | undefined = undefined;
+  /** Cuts a backoff of the receive loop short (at close). */
+  private endPause: (() => void) | undefined = undefined;
+  private closing: Promise<void> | undefined = undefined;
+  private emptied: (() => void) | undefined = undefined;
+  private idle = true;
+  private readonly counts = { receives: 0, received: 0, acked: 0, retried: 0, deadLettered: 0, released: 0, extended: 0, errors: 0 };
+  private readonly drainNow = () => this.drain();
+  private readonly onTimer = () => {
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    this.drain();
+  };
+
+  constructor(
+    private readonly transport: Transport<T>,
+    handler: BatchHandler<T, R>,
+    options: WorkerOptions<T> | undefined,
+    private readonly events: Emitter,
+  ) {
+    const own = resolveWorkerOptions(options);
+    super(handler, { ...options, maxBuffered: own.maxBuffered });
+    this.own = own;
+    this.io = new Io(this.clock, own, (error) => this.error(error));
+    this.leasing = transport.capabilities.lease && typeof transport.extend === "function";
+  }
+
+  get stats(): WorkerStats {
+    return { ...this.batcher.stats, deliveries: this.held, transport: { ...this.counts, pending: this.io.pending } };
+  }
+
+  start(): Promise<void> {
+    if (this.closing !== undefined) return Promise.reject(new ClosedError("[tranche/worker] worker is closed"));
+    if (this.loop === undefined) {
+      this.receiving = true;
+      this.controller.signal.addEventListener("abort", () => this.endReceive?.(), { once: true });
+      this.loop = this.receiveLoop();
+    }
+    return Promise.resolve();
+  }
+
+  close(drain: boolean, timeout: number | undefined): Promise<void> {
+    this.closing ??= this.shutdown(drain, timeout);
+    return this.closing;
+  }
+
+  // ---- outcomes (called by the handler protocol of BatchDriver) ----
+
+  ack(item: WorkItem<T, R>, result: R | undefined): void {
+    const record = item.batch as BatchRecord<T, R>;
+    const freed = this.batcher._ack(item);
+    item.value = result;
+    record.acked.push(item);
+    if (freed) this.complete(record);
+  }
+
+  fail(item: WorkItem<T, R>, error: unknown): void {
+    const record = item.batch as BatchRecord<T, R>;
+    const freed = this.batcher._fail(item);
+    record.failed++;
+    record.calls.push(this.deadLetter(item, toError(error)));
+    if (freed) this.complete(record);
+  }
+
+  protected requeue(item: WorkItem<T, R>, notBefore: number): void {
+    // The transport keeps the retry durably and redelivers it: the item leaves the worker.
+    const record = item.batch as BatchRecord<T, R>;
+    const freed = this.batcher._remove(item);
+    record.retried++;
+    record.calls.push(this.retryLater(item, notBefore));
+    if (freed) this.complete(record);
+  }
+
+  // ---- receiving ----
+
+  private async receiveLoop(): Promise<void> {
+    let failures = 0;
+    while (this.receiving) {
+      const room = this.own.maxBuffered - this.held;
+      if (room <= 0) {
+        await new Promise<void>((resolve) => (this.wakeLoop = resolve));
+        continue;
+      }
+      const max = Math.min(room, this.transport.capabilities.maxReceive);
+      this.counts.receives++;
+      const startedAt = this.clock.now();
+      const received = await this.receive(max);
+      if (!Array.isArray(received)) {
+        this.error(new TransportOperationError("receive", ++failures, received.error));
+        await this.pause(this.io.backoff(failures));
+        continue;
+      }
+      failures = 0;
+      let deliveries = received;
+      if (deliveries.length > max) {
+        // More than asked for: give the rest back rather than hold more than maxBuffered.
+        void this.giveBack(deliveries.slice(max));
+        deliveries = deliveries.slice(0, max);
+      }
+      if (this.receiving || this.draining) this.intake(deliveries);
+      else if (deliveries.length > 0) void this.giveBack(deliveries);
+      // A transport that answers "nothing" at once (no long poll) is polled every ioBackoff.delay, not in a busy loop.
+      const early = this.own.ioBackoff.delay - (this.clock.now() - startedAt);
+      if (deliveries.length === 0 && this.receiving && early > 0) await this.pause(early);
+    }
+  }
+
+  /** One receive bounded by `ioTimeout`; on close it stops waiting at once. Late deliveries go back. */
+  private receive(max: number): Promise<Delivery<T>[] | { error: unknown }> {
+    const signal = this.controller.signal;
+    return new Promise((resolve) => {
+      let over = false;
+      const end = (value: Delivery<T>[] | { error: unknown }) => {
+        over = true;
+        this.clock.clearTimer(timer);
+        this.endReceive = undefined;
+        resolve(value);
+      };
+      if (signal.aborted) {
+        resolve([]);
+        return;
+      }
+      this.endReceive = () => end([]);
+      const { ioTimeout } = this.own;
+      const timer = this.clock.setTimer(this.clock.now() + ioTimeout, () =>
+        end({ error: new Error(`[tranche/worker] receive did not settle within ${ioTimeout} ms`) }),
+      );
+      let pending: Promise<Delivery<T>[]>;
+      try {
+        pending = Promise.resolve(this.transport.receive(max, signal));
+      } catch (error) {
+        end({ error });
+        return;
+      }
+      pending.then(
+        (deliveries) => {
+          if (!over) end(Array.isArray(deliveries) ? deliveries : { error: new TypeError("[tranche/worker] receive resolved with something other than an array") });
+          else if (Array.isArray(deliveries) && deliveries.length > 0) void this.giveBack(deliveries);
+        },
+        (error: unknown) => {
+          if (!over) end({ error });
+        },
+      );
+    });
+  }
+
+  /** Waits `ms` on the clock; `close` cuts it short. */
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = this.clock.setTimer(this.clock.now() + ms, () => {
+        this.endPause = undefined;
+        resolve();
+      });
+      this.endPause = () => {
+        this.endPause = undefined;
+        this.clock.clearTimer(timer);
+        resolve();
+      };
+    });
+  }
+
+  private intake(deliveries: Delivery<T>[]): void {
+    if (deliveries.length === 0) return;
+    this.idle = false;
+    const now = this.clock.now();
+    const { attempts } = this.batcher.options;
+    const closed = this.batcher.isClosed;
+    const group: LeaseGroup<T, R> | undefined = this.leasing ? { items: [], live: 0, leaseUntil: Infinity, renewAt: Infinity, index: -1 } : undefined;
+    for (const delivery of deliveries) {
+      this.held++;
+      this.counts.received++;
+      const item = new WorkItem<T, R>(this, delivery);
+      if (group !== undefined && delivery.leaseUntil !== undefined) {
+        item.lease = group;
+        group.items.push(item);
+        group.live++;
+        if (delivery.leaseUntil < group.leaseUntil) group.leaseUntil = delivery.leaseUntil;
+      }
+      if (delivery.error !== undefined) {
+        void this.deadLetter(item, toError(delivery.error));
+        continue;
+      }
+      if (delivery.attempt > attempts) {
+        void this.deadLetter(item, new RetriesExhaustedError(delivery.id, attempts));
+        continue;
+      }
+      let added;
+      try {
+        added = this.batcher._offer(item, now, delivery.notBefore, closed);
+      } catch (error) {
+        // OversizeError, or a groupBy / dedupeKey / sizeOf that throws: it can never run.
+        void this.deadLetter(item, toError(error));
+        continue;
+      }
+      if (added === "coalesced") this.attach(item);
+      // Cannot happen: the Batcher counts a subset of what `held` counts.
+      else if (added === "full") void this.release([item]);
+    }
+    if (group !== undefined && group.live > 0) this.leaseGroup(group, now);
+    this.kick();
+  }
+
+  // ---- driving the batcher ----
+
+  private kick(): void {
+    if (!this.scheduled) {
+      this.scheduled = true;
+      queueMicrotask(this.drainNow);
+    }
+  }
+
+  private drain(): void {
+    this.scheduled = false;
+    const now = this.clock.now();
+    for (const batch of this.batcher.poll(now)) this.flush(batch, now);
+    const wake = this.batcher.nextWake();
+    if (wake === undefined) this.disarm();
+    else if (wake <= now) this.kick();
+    else if (wake !== this.timerAt) {
+      this.disarm();
+      this.timerAt = wake;
+      this.timer = this.clock.setTimer(wake, this.onTimer);
+    }
+  }
+
+  private disarm(): void {
+    if (this.timer !== undefined) {
+      this.clock.clearTimer(this.timer);
+      this.timer = undefined;
+      this.timerAt = Infinity;
+    }
+  }
+
+  private flush(batch: Batch<T>, now: number): void {
+    const record: BatchRecord<T, R> = { id: batch.id, startedAt: now, acked: [], failed: 0, retried: 0, released: 0, calls: [] };
+    for (const item of batch.items as WorkItem<T, R>[]) item.batch = record;
+    const oldest = batch.items[0] as WorkItem<T, R>;
+    this.emit("flush", { batchId: batch.id, reason: batch.reason, size: batch.items.length, group: batch.group, waitedMs: now - oldest.notBefore });
+    this.run(batch, now);
+  }
+
+  /** Every item of the batch has its outcome: ack the acked ones in one call, then report. */
+  private complete(record: BatchRecord<T, R>): void {
+    if (record.acked.length > 0) record.calls.push(this.ackAll(record.acked));
+    this.kick();
+    void Promise.all(record.calls).then(() =>
+      this.emit("settled", {
+        batchId: record.id,
+        acked: record.acked.length,
+        failed: record.failed,
+        retried: record.retried,
+        released: record.released,
+        durationMs: this.clock.now() - record.startedAt,
+      }),
+    );
+  }
+
+  // ---- transport calls ----
+
+  /** The item and the items merged into it by `dedupeKey`, which follow its outcome. */
+  private withMerged(items: WorkItem<T, R>[]): WorkItem<T, R>[] {
+    if (this.batcher.options.dedupeKey === undefined) return items;
+    const all: WorkItem<T, R>[] = [];
+    for (const item of items) {
+      all.push(item);
+      if (item.merged !== undefined) {
+        for (const other of item.merged as WorkItem<T, R>[]) {
+          other.value = item.value;
+          all.push(other);
+        }
+      }
+    }
+    return all;
+  }
+
+  private async ackAll(items: WorkItem<T, R>[]): Promise<void> {
+    const all = this.withMerged(items);
+    const { results, resultTtl } = this.own;
+    if (results !== undefined) {
+      await this.call("results.set", () => Promise.all(all.map((item) => results.set(item.id, { ok: true, value: item.value }, resultTtl))));
+    }
+    if (await this.call("ack", () => this.transport.ack(all.map((item) => item.delivery)))) this.counts.acked += all.length;
+    this.done(all);
+  }
+
+  private async deadLetter(item: WorkItem<T, R>, reason: Error): Promise<void> {
+    const all = this.withMerged([item]);
+    for (const each of all) this.emit("deadLetter", { id: each.id, attempt: each.attempt, reason });
+    const { results, resultTtl } = this.own;
+    if (results !== undefined) {
+      const outcome = { ok: false, error: { name: reason.name, message: reason.message } } as const;
+      await this.call("results.set", () => Promise.all(all.map((each) => results.set(each.id, outcome, resultTtl))));
+    }
+    await Promise.all(
+      all.map(async (each) => {
+        if (await this.call("deadLetter", () => this.transport.deadLetter(each.delivery, reason))) this.counts.deadLettered++;
+      }),
+    );
+    this.done(all);
+  }
+
+  private async retryLater(item: WorkItem<T, R>, notBefore: number): Promise<void> {
+    const all = this.withMerged([item]);
+    for (const each of all) this.emit("retry", { id: each.id, attempt: each.attempt, notBefore });
+    await Promise.all(
+      all.map(async (each) => {
+        if (await this.call("retry", () => this.transport.retry(each.delivery, notBefore))) this.counts.retried++;
+      }),
+    );
+    this.done(all);
+  }
+
+  /** Gives held deliveries back to the transport for immediate redelivery. */
+  private async release(items: WorkItem<T, R>[]): Promise<void> {
+    const all = this.withMerged(items);
+    if (await this.call("release", () => this.transport.release(all.map((item) => item.delivery)))) this.counts.released += all.length;
+    this.done(all);
+  }
+
+  /** Gives back deliveries the worker never held (received late or beyond `max`). */
+  private async giveBack(deliveries: Delivery<T>[]): Promise<void> {
+    if (await this.call("release", () => this.transport.release(deliveries))) this.counts.released += deliveries.length;
+  }
+
+  /** A call tried until it succeeds; after `close({ timeout })` gave up, tried once. */
+  private async call(operation: TransportOperation, fn: () => Promise<unknown>): Promise<boolean> {
+    if (!this.io.isStopped) return this.io.run(operation, fn);
+    return "value" in (await this.io.once(operation, fn));
+  }
+
+  /** The worker has let go of these deliveries (their transport call is over, or given up). */
+  private done(items: WorkItem<T, R>[]): void {
+    for (const item of items) {
+      const group = item.lease;
+      if (group === undefined) continue;
+      item.lease = undefined;
+      if (--group.live === 0) this.dropLeaseGroup(group);
+    }
+    this.held -= items.length;
+    const wake = this.wakeLoop;
+    if (wake !== undefined && this.receiving) {
+      this.wakeLoop = undefined;
+      wake();
+    }
+    if (this.held === 0 && !this.idle) {
+      this.idle = true;
+      this.emit("idle");
+    }
+    if (this.held === 0 && this.emptied !== undefined) this.emptied();
+  }
+
+  private error(error: TransportOperationError): void {
+    this.counts.errors++;
+    this.emit("error", error);
+  }
+
+  private emit<K extends keyof WorkerEvents>(event: K, ...args: WorkerEvents[K]): void {
+    try {
+      this.events.emit(event, ...args);
+    } catch (error) {
+      // A listener's bug surfaces as an uncaught exception, not as a broken worker.
+      queueMicrotask(() => {
+        throw error;
+      });
+    }
+  }
+
+  // ---- leases ----
+
+  private leaseGroup(group: LeaseGroup<T, R>, now: number): void {
+    group.renewAt = now + (group.leaseUntil - now) / 2;
+    group.index = this.leases.push(group) - 1;
+    if (group.renewAt < this.leaseAt) this.armLease(group.renewAt);
+  }
+
+  private dropLeaseGroup(group: LeaseGroup<T, R>): void {
+    const last = this.leases.pop() as LeaseGroup<T, R>;
+    if (last !== group) {
+      this.leases[group.index] = last;
+      last.index = group.index;
+    }
+    group.index = -1;
+  }
+
+  private armLease(at: number): void {
+    if (this.leaseTimer !== undefined) this.clock.clearTimer(this.leaseTimer);
+    this.leaseAt = at;
+    this.leaseTimer = this.clock.setTimer(at, () => this.renew());
+  }
+
+  /** Extends every lease due soon in one call, then re-arms for the next. */
+  private renew(): void {
+    this.leaseTimer = undefined;
+    this.leaseAt = Infinity;
+    const now = this.clock.now();
+    const { lease } = this.own;
+    const until = now + lease;
+    const horizon = now + lease / 4;
+    const groups: LeaseGroup<T, R>[] = [];
+    const due: Delivery<T>[] = [];
+    for (const group of this.leases) {
+      if (group.renewAt <= horizon && group.leaseUntil < until) {
+        group.renewAt = Infinity;
+        groups.push(group);
+        for (const item of group.items) if (item.lease === group) due.push(item.delivery);
+      }
+    }
+    if (groups.length > 0) {
+      const extend = this.transport.extend as NonNullable<Transport<T>["extend"]>;
+      void this.io.once("extend", () => extend.call(this.transport, due, until)).then((outcome) => {
+        const at = this.clock.now();
+        const ok = "value" in outcome;
+        if (ok) this.counts.extended += due.length;
+        for (const group of groups) {
+          if (ok) group.leaseUntil = until;
+          // A failed renewal is tried again soon, while the lease lasts.
+          group.renewAt = ok ? at + (until - at) / 2 : at + this.io.backoff(1);
+        }
+        this.rearmLease();
+      });
+    }
+    this.rearmLease();
+  }
+
+  private rearmLease(): void {
+    let next = Infinity;
+    for (const group of this.leases) if (group.renewAt < next) next = group.renewAt;
+    if (next < this.leaseAt) this.armLease(next);
+  }
+
+  // ---- shutdown ----
+
+  private async shutdown(drain: boolean, timeout: number | undefined): Promise<void> {
+    this.draining = drain;
+    this.receiving = false;
+    this.controller.abort(new ClosedError("[tranche/worker] worker is closing"));
+    this.wakeLoop?.();
+    this.wakeLoop = undefined;
+    this.endPause?.();
+    const deadline = timeout === undefined ? undefined : this.clock.setTimer(this.clock.now() + timeout, () => this.giveUp());
+    if (this.loop !== undefined) await this.loop;
+    const now = this.clock.now();
+    if (!drain) {
+      const held = this.batcher.evict(now) as WorkItem<T, R>[];
+      if (held.length > 0) void this.release(held);
+    }
+    this.batcher.close(now);
+    this.kick();
+    if (this.held > 0) await new Promise<void>((resolve) => (this.emptied = resolve));
+    if (deadline !== undefined) this.clock.clearTimer(deadline);
+    this.disarm();
+    if (this.leaseTimer !== undefined) this.clock.clearTimer(this.leaseTimer);
+    this.leaseTimer = undefined;
+    this.io.stop();
+    if (this.own.closeTransport) {
+      const closed = await this.io.once("close", () => this.transport.close());
+      if ("error" in closed) throw closed.error;
+    }
+  }
+
+  /** `close({ timeout })` ran out: stop handlers, give back what is unsettled, stop retrying. */
+  private giveUp(): void {
+    // From here each call is tried once: what was acked is still acked, nothing is retried for long.
+    this.io.stop();
+    const unsettled = this.batcher.evict(this.clock.now()) as WorkItem<T, R>[];
+    this.abandonFlights(
+      () => new ClosedError("[tranche/worker] closed before this batch settled"),
+      (item) => {
+        const record = item.batch as BatchRecord<T, R>;
+        const freed = this.batcher._remove(item);
+        record.released++;
+        unsettled.push(item);
+        if (freed) this.complete(record);
+      },
+    );
+    if (unsettled.length > 0) void this.release(unsettled);
+  }
+}

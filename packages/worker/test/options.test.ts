@@ -1,0 +1,36 @@
+import { describe, expect, it } from "vitest";
+import { MemoryTransport } from "@tranche/memory";
+import { Worker, type WorkerOptions } from "../src/index.js";
+
+const transport = new MemoryTransport<number>();
+const make = (options: WorkerOptions<number>) => () => new Worker(transport, async () => {}, options);
+
+describe("Worker options", () => {
+  it.each([
+    [{ lease: 0 }, "Expected `lease` to be a number of ms > 0, got 0"],
+    [{ ioTimeout: -1 }, "Expected `ioTimeout` to be a number of ms > 0, got -1"],
+    [{ ioBackoff: { delay: 500, maxDelay: 100 } }, "Expected `ioBackoff.maxDelay` to be a number of ms ≥ ioBackoff.delay (500), got 100"],
+    [{ ioConcurrency: 1.5 }, "Expected `ioConcurrency` to be an integer ≥ 1, got 1.5"],
+    [{ closeTransport: "yes" as unknown as boolean }, 'Expected `closeTransport` to be a boolean, got "yes"'],
+    [{ results: {} as never }, "Expected `results` to be a ResultStore with set, get and wait, got {}"],
+    [{ resultTtl: Number.NaN }, "Expected `resultTtl` to be a number of ms > 0, got NaN"],
+    [{ flushEvery: 0 }, "Expected `flushEvery` to be an integer ≥ 1, got 0"],
+    [{ maxBuffered: 5, flushEvery: 10 }, "Expected `maxBuffered` to be an integer ≥ flushEvery (10), got 5"],
+  ] as [WorkerOptions<number>, string][])("%j throws a TypeError quoting the value", (options, message) => {
+    expect(make(options)).toThrow(TypeError);
+    expect(make(options)).toThrow(message);
+  });
+
+  it("rejects a handler that is not a function and a transport that is not one", () => {
+    expect(() => new Worker(transport, 42 as never)).toThrow("Expected `handler` to be a function, got 42");
+    expect(() => new Worker({} as never, async () => {})).toThrow(TypeError);
+  });
+
+  it("close() rejects bad options without closing", async () => {
+    const worker = new Worker(transport, async () => {});
+    await expect(worker.close({ timeout: -1 })).rejects.toThrow("Expected `timeout` to be a number of ms ≥ 0, got -1");
+    await expect(worker.close({ drain: "no" as never })).rejects.toThrow(TypeError);
+    await worker.start();
+    await worker.close({ drain: false, timeout: 0 });
+  });
+});
