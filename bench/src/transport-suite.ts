@@ -1,3 +1,5 @@
+import type { Transport } from "@tranche/core";
+import { Worker, type WorkerOptions } from "@tranche/worker";
 import { median } from "./stats.js";
 
 /** A suite of results/latest.json that compares a Worker with a hand-written loop on one transport. */
@@ -82,4 +84,44 @@ export async function runTransportBench(
     })),
     samples,
   };
+}
+
+/**
+ * The work both contenders of every transport suite do per batch: nothing but being async, so
+ * the figure is the consuming machinery's own cost.
+ */
+export const handler = async (_payloads: readonly unknown[]): Promise<void> => {};
+
+/** Sends the payloads 0, 1, … `items` − 1 with `sendMany`, `chunk` at a time. */
+export async function fill(transport: Pick<Transport<number>, "sendMany">, items: number, chunk = items): Promise<void> {
+  const payloads = Array.from({ length: items }, (_, i) => i);
+  for (let i = 0; i < items; i += chunk) await transport.sendMany(payloads.slice(i, i + chunk));
+}
+
+/**
+ * The worker contender's timed part: a `Worker` with `options` that runs `handler` on
+ * `transport`, timed from `start()` until it has acked `items` items and, with `closeTimed`
+ * (the default), until its `close()` has resolved too.
+ */
+export async function timeWorker(
+  transport: Transport<number>,
+  items: number,
+  options: WorkerOptions<number>,
+  { closeTimed = true }: { closeTimed?: boolean } = {},
+): Promise<number> {
+  const worker = new Worker<number>(transport, (requests) => handler(requests.map((r) => r.payload)), options);
+  let acked = 0;
+  const drained = new Promise<void>((resolve) => {
+    worker.on("settled", (event) => {
+      acked += event.acked;
+      if (acked >= items) resolve();
+    });
+  });
+  const started = performance.now();
+  await worker.start();
+  await drained;
+  if (closeTimed) await worker.close();
+  const ms = performance.now() - started;
+  if (!closeTimed) await worker.close();
+  return ms;
 }

@@ -1,15 +1,10 @@
 import type { Delivery } from "@tranche/core";
 import { MemoryTransport } from "@tranche/memory";
-import { Worker } from "@tranche/worker";
-import type { TransportBench, TransportBenchSettings, TransportContenders } from "../transport-suite.js";
-
-/** The work both contenders do per batch: nothing but being async, so the figure is the consuming machinery's own cost. */
-const handle = async (_payloads: readonly unknown[]): Promise<void> => {};
+import { type TransportBench, type TransportBenchSettings, type TransportContenders, fill, handler, timeWorker } from "../transport-suite.js";
 
 async function filled(items: number): Promise<MemoryTransport<number>> {
   const transport = new MemoryTransport<number>();
-  const payloads = Array.from({ length: items }, (_, i) => i);
-  for (let i = 0; i < items; i += 10_000) await transport.sendMany(payloads.slice(i, i + 10_000));
+  await fill(transport, items, 10_000);
   return transport;
 }
 
@@ -30,23 +25,8 @@ export const memoryBench: TransportBench = {
     return {
       async worker() {
         const transport = await filled(items);
-        let acked = 0;
-        let done!: () => void;
-        const finished = new Promise<void>((resolve) => (done = resolve));
-        const worker = new Worker<number>(transport, async (requests) => handle(requests.map((r) => r.payload)), {
-          flushEvery: batchSize,
-          flushInterval: 0,
-          maxBuffered: 2 * batchSize,
-        });
-        worker.on("settled", (event) => {
-          acked += event.acked;
-          if (acked >= items) done();
-        });
-        const start = performance.now();
-        await worker.start();
-        await finished;
-        const ms = performance.now() - start;
-        await worker.close();
+        // Timed to the last ack, like the raw loop: the worker's close is not timed.
+        const ms = await timeWorker(transport, items, { flushEvery: batchSize, flushInterval: 0, maxBuffered: 2 * batchSize }, { closeTimed: false });
         await transport.close();
         return ms;
       },
@@ -56,7 +36,7 @@ export const memoryBench: TransportBench = {
         const start = performance.now();
         for (let acked = 0; acked < items; ) {
           const deliveries: Delivery<number>[] = await transport.receive(batchSize, signal);
-          await handle(deliveries.map((d) => d.payload));
+          await handler(deliveries.map((d) => d.payload));
           await transport.ack(deliveries);
           acked += deliveries.length;
         }

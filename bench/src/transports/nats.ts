@@ -2,11 +2,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { NatsTransport } from "@tranche/nats";
 import { startNatsServer } from "@tranche/nats/testing";
-import { Worker } from "@tranche/worker";
-import type { TransportBench, TransportBenchSettings, TransportContenders } from "../transport-suite.js";
-
-// Both contenders run the same handler: an async function that acks every item by returning.
-const handler = async (_payloads: unknown[]): Promise<void> => {};
+import { type TransportBench, type TransportBenchSettings, type TransportContenders, fill, handler, timeWorker } from "../transport-suite.js";
 
 /**
  * NATS JetStream: a Worker on `NatsTransport` against a hand-written `consumer.fetch(batchSize)`
@@ -25,26 +21,14 @@ export const natsBench: TransportBench = {
       const stream = `BENCH_${round++}`;
       const queue = { stream, subject: `bench.${stream}`, durable: "bench" };
       const transport = new NatsTransport<number>({ connection: nc, ...queue, wait: 1_000 });
-      await transport.sendMany(Array.from({ length: settings.items }, (_, i) => i));
+      await fill(transport, settings.items);
       return { ...queue, transport };
     }
 
     return {
       async worker() {
         const { stream, transport } = await filledQueue();
-        let acked = 0;
-        const started = performance.now();
-        await new Promise<void>((resolve, reject) => {
-          const worker = new Worker<number>(transport, (requests) => handler(requests.map((r) => r.payload)), {
-            flushEvery: settings.batchSize,
-          });
-          worker.on("settled", (event) => {
-            acked += event.acked;
-            if (acked === settings.items) void worker.close().then(resolve, reject);
-          });
-          worker.start().catch(reject);
-        });
-        const ms = performance.now() - started;
+        const ms = await timeWorker(transport, settings.items, { flushEvery: settings.batchSize });
         await jsm.streams.delete(stream);
         return ms;
       },

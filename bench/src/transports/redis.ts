@@ -1,11 +1,7 @@
 import { RedisStreamsTransport } from "@tranche/redis";
 import { startRedisServer } from "@tranche/redis/testing";
-import { Worker } from "@tranche/worker";
 import { createClient } from "redis";
-import type { TransportBench, TransportBenchSettings, TransportContenders } from "../transport-suite.js";
-
-// Both contenders run the same handler: an async function that acks every item by returning.
-const handler = async (_payloads: unknown[]): Promise<void> => {};
+import { type TransportBench, type TransportBenchSettings, type TransportContenders, fill, handler, timeWorker } from "../transport-suite.js";
 
 /**
  * Redis Streams: a Worker on `RedisStreamsTransport` against a hand-written
@@ -26,28 +22,14 @@ export const redisBench: TransportBench = {
     /** A fresh stream holding `settings.items` entries and its group; not timed. */
     async function filledStream(): Promise<RedisStreamsTransport<number>> {
       const transport = new RedisStreamsTransport<number>({ client, stream: `bench-${round++}`, blockMs: 1000, trimInterval: Infinity });
-      const payloads = Array.from({ length: settings.items }, (_, i) => i);
-      for (let i = 0; i < payloads.length; i += 10_000) await transport.sendMany(payloads.slice(i, i + 10_000));
+      await fill(transport, settings.items, 10_000);
       return transport;
     }
 
     return {
       async worker() {
         const transport = await filledStream();
-        let acked = 0;
-        const started = performance.now();
-        await new Promise<void>((resolve, reject) => {
-          const worker = new Worker<number>(transport, (requests) => handler(requests.map((r) => r.payload)), {
-            flushEvery: settings.batchSize,
-            flushInterval: 0,
-          });
-          worker.on("settled", (event) => {
-            acked += event.acked;
-            if (acked === settings.items) void worker.close().then(resolve, reject);
-          });
-          worker.start().catch(reject);
-        });
-        const ms = performance.now() - started;
+        const ms = await timeWorker(transport, settings.items, { flushEvery: settings.batchSize, flushInterval: 0 });
         await transport.close();
         await client.del([transport.keys.stream]);
         return ms;

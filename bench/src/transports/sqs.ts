@@ -1,11 +1,7 @@
 import { DeleteMessageBatchCommand, type Message, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { SqsTransport } from "@tranche/sqs";
 import { startSqsEmulator } from "@tranche/sqs/testing";
-import { Worker } from "@tranche/worker";
-import type { TransportBench, TransportBenchSettings, TransportContenders } from "../transport-suite.js";
-
-// Both contenders run the same handler: an async function that acks every item by returning.
-const handler = async (_payloads: unknown[]): Promise<void> => {};
+import { type TransportBench, type TransportBenchSettings, type TransportContenders, fill, handler, timeWorker } from "../transport-suite.js";
 
 /**
  * SQS: a Worker on `SqsTransport` against a hand-written loop — `ReceiveMessage` calls of 10
@@ -24,8 +20,7 @@ export const sqsBench: TransportBench = {
     async function filledQueue(): Promise<string> {
       const queueUrl = await emulator.createQueue(`bench-${round++}`);
       const producer = new SqsTransport<number>({ queueUrl, client });
-      const payloads = Array.from({ length: settings.items }, (_, i) => i);
-      for (let i = 0; i < payloads.length; i += 1_000) await producer.sendMany(payloads.slice(i, i + 1_000));
+      await fill(producer, settings.items, 1_000);
       return queueUrl;
     }
 
@@ -33,20 +28,7 @@ export const sqsBench: TransportBench = {
       async worker() {
         const queueUrl = await filledQueue();
         const transport = new SqsTransport<number>({ queueUrl, client, waitTimeSeconds: 1 });
-        let acked = 0;
-        const started = performance.now();
-        await new Promise<void>((resolve, reject) => {
-          const worker = new Worker<number>(transport, (requests) => handler(requests.map((r) => r.payload)), {
-            flushEvery: settings.batchSize,
-            flushInterval: 0,
-          });
-          worker.on("settled", (event) => {
-            acked += event.acked;
-            if (acked === settings.items) void worker.close().then(resolve, reject);
-          });
-          worker.start().catch(reject);
-        });
-        return performance.now() - started;
+        return timeWorker(transport, settings.items, { flushEvery: settings.batchSize, flushInterval: 0 });
       },
 
       async raw() {

@@ -1,5 +1,5 @@
-import type { Delivery, Transport, TransportCapabilities } from "@tranche/core";
-import type { ConformanceOptions, ConformanceQueue } from "./options.js";
+import { type Delivery, type Transport, type TransportCapabilities, invalidOption } from "@tranche/core";
+import { type ConformanceOptions, type ConformanceQueue, PREFIX } from "./options.js";
 
 /** The suite's base lease and receive wait, in suite ms (scaled by `timeScale`). */
 export const BASE_LEASE = 1000;
@@ -137,7 +137,7 @@ export async function openContext(
 ): Promise<{ context: CaseContext; queue: ConformanceQueue }> {
   const scale = options.timeScale ?? 1;
   if (typeof scale !== "number" || !(scale > 0) || scale === Infinity) {
-    throw new TypeError(`[tranche/conformance] Expected \`timeScale\` to be a number > 0, got ${String(scale)}`);
+    throw invalidOption("timeScale", "a number > 0", scale, PREFIX);
   }
   const resolved = { lease: Math.round((settings.lease ?? BASE_LEASE) * scale), wait: Math.round((settings.wait ?? BASE_WAIT) * scale) };
   const queue = await options.create(resolved);

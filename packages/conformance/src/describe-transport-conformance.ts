@@ -1,9 +1,10 @@
+import { invalidOption } from "@tranche/core";
 import { describe, it } from "vitest";
 import { conformanceCases } from "./cases.js";
 import type { ConformanceCase } from "./cases.js";
 import { openContext } from "./context.js";
 import { checkTransportModel } from "./model.js";
-import type { ConformanceOptions } from "./options.js";
+import { type ConformanceOptions, PREFIX } from "./options.js";
 
 /**
  * Runs one case on a fresh queue and closes it. Rejects with the case's assertion error, or
@@ -11,7 +12,7 @@ import type { ConformanceOptions } from "./options.js";
  */
 export async function runConformanceCase(options: ConformanceOptions, name: string): Promise<"passed" | "skipped"> {
   const found = conformanceCases.find((c) => c.name === name);
-  if (found === undefined) throw new TypeError(`[tranche/conformance] Expected \`name\` to be the name of a case, got ${JSON.stringify(name)}`);
+  if (found === undefined) throw invalidOption("name", "the name of a case", name, PREFIX);
   return runCase(options, found);
 }
 
@@ -33,7 +34,7 @@ async function runCase(options: ConformanceOptions, conformanceCase: Conformance
  */
 export function describeTransportConformance(options: ConformanceOptions): void {
   if (typeof options !== "object" || options === null || typeof options.create !== "function") {
-    throw new TypeError(`[tranche/conformance] Expected \`options\` to be an object with create(), got ${String(options)}`);
+    throw invalidOption("options", "an object with create()", options, PREFIX);
   }
   const scale = options.timeScale ?? 1;
   // Real-time cases sleep a few leases at most; the model test sleeps through its sequences.

@@ -1,5 +1,8 @@
 import type { Transport, TransportCapabilities } from "@tranche/core";
 
+/** Message prefix of this package's errors. */
+export const PREFIX = "[tranche/conformance]";
+
 /**
  * One fresh, empty queue under test. The suite makes one per case and closes it after.
  * Everything it hands out talks to the same queue.

@@ -1,6 +1,6 @@
 import { type AddResult, type BatcherStats, Entry, type Flight } from "./batcher.js";
 import { systemClock } from "./clock.js";
-import { BatchDriver, type BatchHandler, type DriverItem } from "./driver.js";
+import { BatchDriver, type BatchHandler, type BatchRequest, type DriverItem } from "./driver.js";
 import { BufferFullError, ClosedError, SettledError } from "./errors.js";
 import { type BatcherOptions, checkMs, invalid, invalidError } from "./options.js";
 
@@ -212,6 +212,40 @@ class Driver<T, R> extends BatchDriver<T, R, Request<T, R>> {
     request.reject(error);
     if (request.merged !== undefined) for (const other of request.merged) other.reject(error);
     this.settled(freed);
+  }
+
+  /**
+   * A batch's array in one pass: the Batcher's part of each ack is counted once for the
+   * run of acks. An element that is an object goes the ordinary way (`ack` or `fail`), after
+   * the run before it is counted: resolving with an object reads its `then`, which may run
+   * code that looks at the batcher.
+   */
+  protected override settleEach(
+    flight: Flight<T>,
+    wrapped: boolean,
+    requests: readonly (Request<T, R> | BatchRequest<T, R>)[],
+    value: readonly (R | Error)[],
+  ): void {
+    const batcher = this.batcher;
+    let acked = 0;
+    for (let i = 0; i < requests.length; i++) {
+      const request = this.unwrap(wrapped, requests[i] as Request<T, R>);
+      const result = value[i];
+      if ((typeof result === "object" && result !== null) || typeof result === "function") {
+        if (acked > 0) {
+          this.settled(batcher._acked(flight, acked));
+          acked = 0;
+        }
+        if (!this.owns(flight, request)) continue;
+        if (typeof result === "object" && result instanceof Error) this.fail(request, result);
+        else this.ack(request, result as R);
+      } else if (batcher._release(request, flight)) {
+        acked++;
+        request.resolve(result);
+        if (request.merged !== undefined) for (const other of request.merged) other.resolve(result);
+      }
+    }
+    this.settled(batcher._acked(flight, acked));
   }
 
   protected requeue(request: Request<T, R>, notBefore: number, now: number): void {

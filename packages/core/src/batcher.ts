@@ -68,28 +68,39 @@ const DONE = 3;
  * @internal
  */
 export class Entry<T> implements Item<T> {
-  _id: string | undefined;
-  payload: T;
-  attempt: number;
+  // Fields assigned in the constructor, not class fields: V8 (Node 20) does not inline a
+  // base class constructor that initialises class fields into its subclass's, so every
+  // `new` of a subclass (`batched()`'s request) would go through a generic construct stub.
+  declare _id: string | undefined;
+  declare payload: T;
+  declare attempt: number;
   /**
    * `notBefore` as ms since the batcher's origin (its first `now`). Epoch ms do not fit
    * a small integer, and a field holding them costs a heap number per item.
    */
-  _nb = 0;
+  declare _nb: number;
   /** `notBefore − enqueuedAt`, in ms. */
-  _wait = 0;
+  declare _wait: number;
   /** Tie-break of equal `notBefore`: add order. */
-  _order = 0;
-  _state = DONE;
-  _size = 0;
-  _group: Group<T> | undefined = undefined;
-  _key: string | undefined = undefined;
-  _flight: Flight<T> | undefined = undefined;
+  declare _order: number;
+  declare _state: number;
+  declare _size: number;
+  declare _group: Group<T> | undefined;
+  declare _key: string | undefined;
+  declare _flight: Flight<T> | undefined;
 
   constructor(payload: T, id: string | undefined, attempt: number) {
     this._id = id;
     this.payload = payload;
     this.attempt = attempt;
+    this._nb = 0;
+    this._wait = 0;
+    this._order = 0;
+    this._state = DONE;
+    this._size = 0;
+    this._group = undefined;
+    this._key = undefined;
+    this._flight = undefined;
   }
 
   get id(): string {
@@ -224,6 +235,10 @@ export class Batcher<T> {
 
   /** Local time of the last operation (ms since `origin.at`, never negative). */
   private time = 0;
+  /** The `now` that `advance` last took, as given (epoch ms); NaN before the first. */
+  private lastNow = Number.NaN;
+  /** No `sizeOf`, `groupBy` or `dedupeKey`: an add runs no callback. */
+  private readonly plain: boolean;
   private order = 0;
   private batchNo = 0;
   private held = 0;
@@ -238,6 +253,8 @@ export class Batcher<T> {
   constructor(options?: BatcherOptions<T>) {
     this.options = resolveOptions(options);
     this.byKey = this.options.dedupeKey === undefined ? undefined : new Map();
+    const { sizeOf, groupBy, dedupeKey } = this.options;
+    this.plain = sizeOf === undefined && groupBy === undefined && dedupeKey === undefined;
   }
 
   /**
@@ -377,6 +394,16 @@ export class Batcher<T> {
 
   /** @internal Offers a prepared entry; `force` admits it after `close` (callers that were waiting for room). */
   _offer(entry: Entry<T>, now: number, notBefore: number | undefined, force: boolean): AddResult {
+    if (now === this.lastNow && notBefore === undefined && this.plain && !this.closed) {
+      // The common call: no per-item callbacks, and the time of the last operation, so
+      // `advance` has nothing to do (every delayed entry is due after `time`).
+      if (this.held + this.inFlightItems >= this.options.maxBuffered) return "full";
+      entry._group = this.defaultGroup;
+      this.counts.items.accepted++;
+      const time = this.time;
+      this.enter(entry, time, time, time);
+      return "accepted";
+    }
     if (this.closed && !force) throw new ClosedError("[tranche/core] batcher is closed");
     const { sizeOf, maxBatchBytes, groupBy, dedupeKey } = this.options;
     // Run user callbacks before touching state, so a throwing one changes nothing.
@@ -419,6 +446,29 @@ export class Batcher<T> {
     const freed = this.settle(entry);
     this.counts.items.acked++;
     return freed;
+  }
+
+  /**
+   * @internal Takes an unsettled entry of `flight` out of it as acked, leaving the counts
+   * to `_acked`: a driver settling a whole batch calls this per entry, then `_acked` once.
+   * False when the entry is not an unsettled entry of `flight`.
+   */
+  _release(entry: Entry<T>, flight: Flight<T>): boolean {
+    if (entry._flight !== flight) return false;
+    entry._state = DONE;
+    entry._flight = undefined;
+    return true;
+  }
+
+  /** @internal Counts `count` entries `_release`d from `flight` as acked. True when that completed the batch. */
+  _acked(flight: Flight<T>, count: number): boolean {
+    if (count === 0) return false;
+    this.inFlightItems -= count;
+    this.counts.items.acked += count;
+    flight._remaining -= count;
+    if (flight._remaining > 0) return false;
+    this.land(flight);
+    return true;
   }
 
   /** @internal */
@@ -493,6 +543,7 @@ export class Batcher<T> {
   /** Local, monotonic time (ms since the origin); moves due delayed items into their groups. */
   private advance(now: number): number {
     if (typeof now !== "number" || !Number.isFinite(now)) invalid("now", "a finite number (epoch ms)", now);
+    this.lastNow = now;
     if (!this.hasOrigin) {
       this.hasOrigin = true;
       this.origin.at = Math.floor(now);
@@ -664,6 +715,12 @@ export class Batcher<T> {
     entry._flight = undefined;
     this.inFlightItems--;
     if (--flight._remaining > 0) return false;
+    this.land(flight);
+    return true;
+  }
+
+  /** A batch completed: out of the list of in-flight batches, its slot free. */
+  private land(flight: Flight<T>): void {
     const { _prev: prev, _next: next } = flight;
     if (prev === undefined) this.oldest = next;
     else prev._next = next;
@@ -672,7 +729,6 @@ export class Batcher<T> {
     flight._prev = flight._next = undefined;
     this.flightCount--;
     if (this.lastFound === flight) this.lastFound = undefined;
-    return true;
   }
 
   private merge(survivor: Entry<T>, payload: T, size: number, groupKey: string | undefined): void {

@@ -284,18 +284,31 @@ export abstract class BatchDriver<T, R, Q extends DriverItem<T, R>> {
     }
     const requests = flight.items as unknown as (Q | RetriedRequest<T, R>)[];
     if (Array.isArray(value) && value.length === requests.length) {
-      for (let i = 0; i < requests.length; i++) {
-        const item = requests[i];
-        const request = context.wrapped && item instanceof RetriedRequest ? (item.request as Q) : (item as Q);
-        if (!this.owns(flight, request)) continue;
-        const result = value[i];
-        if (typeof result === "object" && result !== null && result instanceof Error) this.fail(request, result);
-        else this.ack(request, result);
-      }
+      this.settleEach(flight, context.wrapped, requests, value);
       if (flight._remaining === 0) return;
     }
     const error = new BatchResultError(value, requests.length);
     for (const request of entries) if (this.owns(flight, request)) this.fail(request, error);
+  }
+
+  /**
+   * The handler returned an array as long as the batch: settles each unsettled request with
+   * its element (an `Error` fails it), in order. A driver may override this to settle a whole
+   * batch at once; `wrapped` says whether some element of `requests` is a `RetriedRequest`.
+   */
+  protected settleEach(flight: Flight<T>, wrapped: boolean, requests: readonly (Q | BatchRequest<T, R>)[], value: readonly (R | Error)[]): void {
+    for (let i = 0; i < requests.length; i++) {
+      const request = this.unwrap(wrapped, requests[i] as Q | BatchRequest<T, R>);
+      if (!this.owns(flight, request)) continue;
+      const result = value[i];
+      if (typeof result === "object" && result !== null && result instanceof Error) this.fail(request, result);
+      else this.ack(request, result as R);
+    }
+  }
+
+  /** The item behind a request handed to the handler. */
+  protected unwrap(wrapped: boolean, request: Q | BatchRequest<T, R>): Q {
+    return wrapped && request instanceof RetriedRequest ? (request.request as Q) : (request as Q);
   }
 
   private threw(flight: Flight<T>, context: Context, error: unknown): void {
@@ -326,7 +339,7 @@ export abstract class BatchDriver<T, R, Q extends DriverItem<T, R>> {
     flight._driver = undefined;
   }
 
-  private owns(flight: Flight<T>, request: Q): boolean {
+  protected owns(flight: Flight<T>, request: Q): boolean {
     return request._flight === flight;
   }
 }

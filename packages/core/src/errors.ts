@@ -1,3 +1,5 @@
+import { quote } from "./validation.js";
+
 const MARKER_PREFIX = "tranche.error.";
 
 function markerOf(name: string): symbol {
@@ -69,7 +71,7 @@ export class OversizeError extends TrancheError {
 export class BatchResultError extends TrancheError {
   override readonly name = "BatchResultError";
   constructor(readonly received: unknown, readonly expectedLength: number) {
-    super(`[tranche/core] handler must return an array of ${expectedLength} results or nothing, got ${describe(received)}`);
+    super(`[tranche/core] handler must return an array of ${expectedLength} results or nothing, got ${quote(received)}`);
   }
 }
 
@@ -94,21 +96,5 @@ export class DecodeError extends TrancheError {
   override readonly name = "DecodeError";
   constructor(readonly raw: string | Uint8Array, options?: { cause?: unknown; message?: string }) {
     super(options?.message ?? `[tranche/core] cannot decode payload: ${String((options?.cause as Error | undefined)?.message ?? options?.cause ?? "invalid data")}`, options);
-  }
-}
-
-/** Short, bounded description of a value for error messages. */
-export function describe(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
-  if (typeof value === "function") return `function ${value.name || "(anonymous)"}`;
-  if (Array.isArray(value)) return `an array of ${value.length}`;
-  if (typeof value === "bigint") return `${value}n`;
-  if (typeof value === "symbol") return value.toString();
-  if (value === null || typeof value !== "object") return String(value);
-  try {
-    const json = JSON.stringify(value);
-    return json.length > 60 ? `${json.slice(0, 57)}...` : json;
-  } catch {
-    return Object.prototype.toString.call(value);
   }
 }

@@ -1,30 +1,50 @@
 /**
- * Binary min-heap over an array, ordered by `less`. `onMove` tells an element
- * its index whenever it moves, so it can be removed or re-sifted in O(log n).
+ * Binary min-heap over an array, ordered by `less`: `peek` in O(1), `push` and `pop` in
+ * O(log n). For drivers and adapters that keep timers, deadlines or queues in order.
+ *
+ * An element can also leave or move in O(log n) from anywhere in the heap: `onMove` tells it its
+ * index whenever it moves (keep it on the element), and `removeAt(index)` and `update(index)`
+ * take that index. A removed or popped element is not told; mark it out yourself.
+ *
+ * ```ts
+ * interface Timer { at: number; index: number }
+ * const timers = new Heap<Timer>((a, b) => a.at < b.at, (timer, index) => (timer.index = index));
+ * timers.push(timer);
+ * timer.at = later;
+ * timers.update(timer.index);
+ * ```
  */
 export class Heap<E> {
-  readonly items: E[] = [];
+  private readonly elements: E[] = [];
+  /** The elements in heap order, the least first; read it, never write it. */
+  readonly items: readonly E[] = this.elements;
 
+  /**
+   * @param less Whether `a` comes before `b`; elements equal by it come out in no fixed order.
+   * @param onMove Told an element's new index each time it is placed.
+   */
   constructor(
     private readonly less: (a: E, b: E) => boolean,
     private readonly onMove?: (element: E, index: number) => void,
   ) {}
 
   get size(): number {
-    return this.items.length;
+    return this.elements.length;
   }
 
+  /** The least element, left in the heap. */
   peek(): E | undefined {
-    return this.items[0];
+    return this.elements[0];
   }
 
   push(element: E): void {
-    this.items.push(element);
-    this.up(this.items.length - 1);
+    this.elements.push(element);
+    this.up(this.elements.length - 1);
   }
 
+  /** Takes out the least element. */
   pop(): E | undefined {
-    const items = this.items;
+    const items = this.elements;
     const top = items[0];
     const last = items.pop();
     if (items.length > 0 && last !== undefined) {
@@ -34,9 +54,9 @@ export class Heap<E> {
     return top;
   }
 
-  /** Removes the element at `index` (as last reported by `onMove`). */
+  /** Takes out the element at `index` (as last reported by `onMove`). */
   removeAt(index: number): void {
-    const items = this.items;
+    const items = this.elements;
     const last = items.pop() as E;
     if (index === items.length) return;
     items[index] = last;
@@ -49,11 +69,11 @@ export class Heap<E> {
   }
 
   clear(): void {
-    this.items.length = 0;
+    this.elements.length = 0;
   }
 
   private up(index: number): boolean {
-    const items = this.items;
+    const items = this.elements;
     const element = items[index] as E;
     const start = index;
     while (index > 0) {
@@ -70,7 +90,7 @@ export class Heap<E> {
   }
 
   private down(index: number): void {
-    const items = this.items;
+    const items = this.elements;
     const length = items.length;
     const element = items[index] as E;
     for (;;) {

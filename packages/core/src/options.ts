@@ -1,5 +1,8 @@
 import type { Clock } from "./clock.js";
-import { describe } from "./errors.js";
+import { checkInteger, checkMs, invalidOption } from "./validation.js";
+
+// batched.ts, batcher.ts and driver.ts take these names from here; the checks live in validation.ts.
+export { checkMs, invalidOption as invalidError } from "./validation.js";
 
 /** Why a batch was handed over. */
 export type FlushReason = "count" | "bytes" | "interval" | "flush" | "close";
@@ -75,31 +78,9 @@ export interface ResolvedOptions<T> {
   readonly handlerTimeout: number | undefined;
 }
 
-/** The `TypeError` every option check uses: it names the option and quotes the value. */
-export function invalidError(name: string, expected: string, value: unknown): TypeError {
-  return new TypeError(`[tranche] Expected \`${name}\` to be ${expected}, got ${describe(value)}`);
-}
-
+/** Throws `invalidOption` with core's prefix. */
 export function invalid(name: string, expected: string, value: unknown): never {
-  throw invalidError(name, expected, value);
-}
-
-function isInteger(value: unknown, min: number): value is number {
-  return typeof value === "number" && (Number.isSafeInteger(value) || value === Infinity) && value >= min;
-}
-
-export function checkInteger(name: string, value: unknown, min: number, allowInfinity = false): number {
-  if (!isInteger(value, min) || (!allowInfinity && value === Infinity)) {
-    invalid(name, `an integer ≥ ${min}${allowInfinity ? " or Infinity" : ""}`, value);
-  }
-  return value;
-}
-
-export function checkMs(name: string, value: unknown, allowInfinity = false): number {
-  if (typeof value !== "number" || Number.isNaN(value) || value < 0 || (!allowInfinity && value === Infinity)) {
-    invalid(name, `a number of ms ≥ 0${allowInfinity ? " or Infinity" : ""}`, value);
-  }
-  return value;
+  throw invalidOption(name, expected, value);
 }
 
 function checkFunction<F>(name: string, value: unknown): F | undefined {
@@ -114,8 +95,8 @@ export function resolveOptions<T>(options: BatcherOptions<T> | undefined): Resol
   const o = options ?? {};
   // `null` is a value, not "use the default": it is rejected like any other wrong type.
   const or = <V>(value: V | undefined, fallback: V): V => (value === undefined ? fallback : value);
-  const flushEvery = checkInteger("flushEvery", or(o.flushEvery, 100), 1);
-  const flushInterval = checkMs("flushInterval", or(o.flushInterval, 1000), true);
+  const flushEvery = checkInteger("flushEvery", or(o.flushEvery, 100), { min: 1 });
+  const flushInterval = checkMs("flushInterval", or(o.flushInterval, 1000), { allowInfinity: true });
   const sizeOf = checkFunction<(payload: T) => number>("sizeOf", o.sizeOf);
   let maxBatchBytes = Infinity;
   if (o.maxBatchBytes !== undefined) {
@@ -123,8 +104,8 @@ export function resolveOptions<T>(options: BatcherOptions<T> | undefined): Resol
     if (o.maxBatchBytes !== Infinity && sizeOf === undefined) invalid("sizeOf", "a function when `maxBatchBytes` is set", o.sizeOf);
     maxBatchBytes = o.maxBatchBytes;
   }
-  const concurrency = checkInteger("concurrency", or(o.concurrency, 1), 1, true);
-  const maxBuffered = o.maxBuffered === undefined ? flushEvery * 10 : checkInteger("maxBuffered", o.maxBuffered, 1, true);
+  const concurrency = checkInteger("concurrency", or(o.concurrency, 1), { min: 1, allowInfinity: true });
+  const maxBuffered = o.maxBuffered === undefined ? flushEvery * 10 : checkInteger("maxBuffered", o.maxBuffered, { min: 1, allowInfinity: true });
   if (maxBuffered < flushEvery) invalid("maxBuffered", `an integer ≥ flushEvery (${flushEvery})`, maxBuffered);
   const groupBy = checkFunction<(payload: T) => string>("groupBy", o.groupBy);
   const dedupeKey = checkFunction<(payload: T) => string>("dedupeKey", o.dedupeKey);
@@ -132,7 +113,7 @@ export function resolveOptions<T>(options: BatcherOptions<T> | undefined): Resol
   if (coalesce !== "first" && coalesce !== "last") invalid("coalesce", '"first" or "last"', coalesce);
   const retry = or<RetryOptions>(o.retry, {});
   if (typeof retry !== "object" || retry === null) invalid("retry", "an object", retry);
-  const attempts = checkInteger("retry.attempts", or(retry.attempts, 1), 1, true);
+  const attempts = checkInteger("retry.attempts", or(retry.attempts, 1), { min: 1, allowInfinity: true });
   const backoff = resolveBackoff(retry.backoff);
   const handlerTimeout = o.handlerTimeout === undefined ? undefined : checkMs("handlerTimeout", o.handlerTimeout);
   if (handlerTimeout === 0) invalid("handlerTimeout", "a number of ms > 0", 0);
@@ -150,7 +131,7 @@ function resolveBackoff(backoff: Backoff | undefined): Required<Backoff> {
   if (typeof backoff !== "object" || backoff === null) invalid("retry.backoff", "an object", backoff);
   if (backoff.type !== "fixed" && backoff.type !== "exponential") invalid("retry.backoff.type", '"fixed" or "exponential"', backoff.type);
   const delay = checkMs("retry.backoff.delay", backoff.delay);
-  const maxDelay = checkMs("retry.backoff.maxDelay", backoff.maxDelay === undefined ? Infinity : backoff.maxDelay, true);
+  const maxDelay = checkMs("retry.backoff.maxDelay", backoff.maxDelay === undefined ? Infinity : backoff.maxDelay, { allowInfinity: true });
   const jitter = backoff.jitter === undefined ? 0 : backoff.jitter;
   if (typeof jitter !== "number" || !(jitter >= 0 && jitter <= 1)) invalid("retry.backoff.jitter", "a number from 0 to 1", jitter);
   return { type: backoff.type, delay, maxDelay, jitter };

@@ -1,5 +1,5 @@
 import type { Clock } from "./clock.js";
-import { checkMs } from "./options.js";
+import { checkMs } from "./validation.js";
 
 interface Timer {
   readonly at: number;

@@ -1,8 +1,7 @@
-import { TimeoutError, systemClock } from "@tranche/core";
+import { TimeoutError, checkMs, systemClock } from "@tranche/core";
 import type { Clock, Outcome, ResultStore } from "@tranche/core";
-import { KeyedHeap } from "./heap.js";
-import type { HeapNode } from "./heap.js";
-import { checkClock, checkMs, checkOptionsObject, invalid, unref } from "./options.js";
+import { type HeapNode, keyedHeap, removeNode } from "./keyed-heap.js";
+import { PREFIX, checkClock, checkOptionsObject, invalid, unref } from "./options.js";
 
 export interface MemoryResultStoreOptions {
   /** Source of time for `ttl` and `wait` timeouts. @default systemClock */
@@ -18,7 +17,7 @@ interface Stored<R> extends HeapNode {
 export class MemoryResultStore<R = unknown> implements ResultStore<R> {
   private readonly clock: Clock;
   private readonly stored = new Map<string, Stored<R>>();
-  private readonly expiries = new KeyedHeap<Stored<R>>();
+  private readonly expiries = keyedHeap<Stored<R>>();
   private readonly waiters = new Map<string, Set<(outcome: Outcome<R>) => void>>();
   private seq = 0;
   private timer: unknown;
@@ -33,9 +32,9 @@ export class MemoryResultStore<R = unknown> implements ResultStore<R> {
   async set(id: string, outcome: Outcome<R>, ttl?: number): Promise<void> {
     checkId(id);
     if (typeof outcome !== "object" || outcome === null || typeof outcome.ok !== "boolean") invalid("outcome", "an Outcome ({ ok, value } or { ok, error })", outcome);
-    const lifetime = ttl === undefined ? Infinity : checkMs("ttl", ttl, 0, true);
+    const lifetime = ttl === undefined ? Infinity : checkMs("ttl", ttl, { allowInfinity: true, prefix: PREFIX });
     const previous = this.stored.get(id);
-    if (previous !== undefined) this.expiries.remove(previous);
+    if (previous !== undefined) removeNode(this.expiries, previous);
     if (lifetime <= 0) {
       this.stored.delete(id);
     } else {
@@ -65,7 +64,7 @@ export class MemoryResultStore<R = unknown> implements ResultStore<R> {
     try {
       checkId(id);
       const o = checkOptionsObject(options) as { timeout?: number; signal?: AbortSignal };
-      const timeout = o.timeout === undefined ? Infinity : checkMs("timeout", o.timeout, 0, true);
+      const timeout = o.timeout === undefined ? Infinity : checkMs("timeout", o.timeout, { allowInfinity: true, prefix: PREFIX });
       const signal = o.signal;
       if (signal?.aborted) return Promise.reject(signal.reason);
       this.expire();

@@ -1,8 +1,7 @@
-import { ClosedError, decodeWith, jsonCodec, systemClock } from "@tranche/core";
+import { ClosedError, checkInteger, checkMs, checkTime, decodeWith, jsonCodec, systemClock } from "@tranche/core";
 import type { Clock, Codec, Delivery, SendOptions, Transport, TransportCapabilities } from "@tranche/core";
-import { KeyedHeap } from "./heap.js";
-import type { HeapNode } from "./heap.js";
-import { checkClock, checkMs, checkOptionsObject, checkTime, invalid, unref } from "./options.js";
+import { type HeapNode, keyedHeap, rekey, removeNode } from "./keyed-heap.js";
+import { PREFIX, checkClock, checkOptionsObject, invalid, unref } from "./options.js";
 
 export interface MemoryTransportOptions<T> {
   /** Source of time for delays, leases and receive waits. @default systemClock */
@@ -92,9 +91,9 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
   private readonly codec: Codec<T>;
   private readonly wait: number;
   private readonly entries = new Map<string, Entry>();
-  private readonly ready = new KeyedHeap<Entry>();
-  private readonly delayed = new KeyedHeap<Entry>();
-  private readonly leases = new KeyedHeap<Entry>();
+  private readonly ready = keyedHeap<Entry>();
+  private readonly delayed = keyedHeap<Entry>();
+  private readonly leases = keyedHeap<Entry>();
   private readonly waiters = new Set<Waiter<T>>();
   private readonly dead: MemoryDeadLetter<T>[] = [];
   private seq = 0;
@@ -106,8 +105,8 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
   constructor(options?: MemoryTransportOptions<T>) {
     const o = checkOptionsObject(options) as MemoryTransportOptions<T>;
     this.clock = checkClock(o.clock) ?? systemClock;
-    this.visibilityTimeout = o.visibilityTimeout === undefined ? 30_000 : checkMs("visibilityTimeout", o.visibilityTimeout, 1, true);
-    this.wait = o.wait === undefined ? 1000 : checkMs("wait", o.wait, 0, true);
+    this.visibilityTimeout = o.visibilityTimeout === undefined ? 30_000 : checkMs("visibilityTimeout", o.visibilityTimeout, { min: 1, allowInfinity: true, prefix: PREFIX });
+    this.wait = o.wait === undefined ? 1000 : checkMs("wait", o.wait, { allowInfinity: true, prefix: PREFIX });
     if (o.codec !== undefined) {
       const c = o.codec as Partial<Codec<T>>;
       if (typeof c !== "object" || c === null || typeof c.encode !== "function" || typeof c.decode !== "function") {
@@ -153,9 +152,7 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
    */
   async receive(max: number, signal?: AbortSignal): Promise<Delivery<T>[]> {
     this.assertOpen();
-    if (typeof max !== "number" || !(Number.isSafeInteger(max) || max === Infinity) || max < 1) {
-      invalid("max", "an integer ≥ 1 or Infinity", max);
-    }
+    checkInteger("max", max, { min: 1, allowInfinity: true, prefix: PREFIX });
     if (signal?.aborted) return [];
     const now = this.clock.now();
     this.promote(now);
@@ -190,7 +187,7 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
   /** Gives the item back, delivered again (`attempt + 1`, same id) not before `notBefore` (epoch ms). */
   async retry(delivery: Delivery<T>, notBefore: number): Promise<void> {
     this.assertOpen();
-    checkTime("notBefore", notBefore);
+    checkTime("notBefore", notBefore, { prefix: PREFIX });
     const entry = this.holder(delivery);
     if (entry === undefined) return;
     this.detach(entry);
@@ -227,13 +224,13 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
    */
   async extend(deliveries: Delivery<T>[], until: number): Promise<void> {
     this.assertOpen();
-    checkTime("until", until);
+    checkTime("until", until, { prefix: PREFIX });
     for (const entry of this.held(deliveries)) {
       if (entry.state !== "leased") {
         this.detach(entry);
         entry.state = "leased";
       }
-      this.leases.rekey(entry, until);
+      rekey(this.leases, entry, until);
     }
     this.schedule();
   }
@@ -245,7 +242,7 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
       this.detach(entry);
       entry.receipt = 0;
       entry.state = "ready";
-      this.ready.rekey(entry, entry.seq);
+      rekey(this.ready, entry, entry.seq);
     }
     this.changed();
   }
@@ -278,7 +275,7 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
   private insert(raw: string | Uint8Array, options: SendOptions | undefined): string {
     const o = checkOptionsObject(options) as SendOptions;
     if (o.id !== undefined && (typeof o.id !== "string" || o.id === "")) invalid("id", "a non-empty string", o.id);
-    const delay = o.delay === undefined ? 0 : checkMs("delay", o.delay);
+    const delay = o.delay === undefined ? 0 : checkMs("delay", o.delay, { prefix: PREFIX });
     const now = this.clock.now();
     const id = o.id ?? globalThis.crypto.randomUUID();
     let entry = this.entries.get(id);
@@ -301,16 +298,16 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
   private place(entry: Entry, now: number): void {
     if (entry.notBefore !== undefined && entry.notBefore > now) {
       entry.state = "delayed";
-      this.delayed.rekey(entry, entry.notBefore);
+      rekey(this.delayed, entry, entry.notBefore);
     } else {
       entry.state = "ready";
-      this.ready.rekey(entry, entry.seq);
+      rekey(this.ready, entry, entry.seq);
     }
   }
 
   private detach(entry: Entry): void {
     const heap = entry.state === "ready" ? this.ready : entry.state === "delayed" ? this.delayed : this.leases;
-    heap.remove(entry);
+    removeNode(heap, entry);
   }
 
   /** The items `deliveries` may still settle, skipping stale and settled ones. */
@@ -337,13 +334,13 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
       this.delayed.pop();
       entry.seq = ++this.seq;
       entry.state = "ready";
-      this.ready.rekey(entry, entry.seq);
+      rekey(this.ready, entry, entry.seq);
     }
     // An expired item keeps its place in line; its receipt stays valid until someone receives it.
     for (let entry = this.leases.peek(); entry !== undefined && entry.key <= now; entry = this.leases.peek()) {
       this.leases.pop();
       entry.state = "ready";
-      this.ready.rekey(entry, entry.seq);
+      rekey(this.ready, entry, entry.seq);
     }
   }
 
@@ -356,7 +353,7 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
       entry.attempt++;
       entry.receipt = ++this.receipts;
       entry.state = "leased";
-      this.leases.rekey(entry, leaseUntil);
+      rekey(this.leases, entry, leaseUntil);
       deliveries.push(this.deliveryOf(entry, leaseUntil));
     }
     this.schedule();

@@ -1,7 +1,7 @@
-import { ClosedError, TimeoutError, type Outcome, type ResultStore } from "@tranche/core";
+import { ClosedError, TimeoutError, checkMs, type Outcome, type ResultStore } from "@tranche/core";
 import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
 import { openConnection, releaseConnection, type HeldConnection } from "./connection.js";
-import { checkConnection, checkName, checkPositiveMs, invalid, type NatsConnectionOptions } from "./options.js";
+import { checkConnection, checkName, invalid, PREFIX, type NatsConnectionOptions } from "./options.js";
 
 export interface NatsKvResultStoreOptions extends NatsConnectionOptions {
   /** KV bucket holding the outcomes; created (file storage) if absent. @default "tranche-results" */
@@ -50,14 +50,14 @@ export class NatsKvResultStore<R = unknown> implements ResultStore<R> {
     checkConnection(o);
     this.#source = o;
     this.#bucket = checkName("bucket", o.bucket ?? "tranche-results");
-    this.#ttl = o.ttl === undefined ? undefined : checkPositiveMs("ttl", o.ttl, 1);
+    this.#ttl = o.ttl === undefined ? undefined : checkMs("ttl", o.ttl, { min: 1, prefix: PREFIX });
     const replicas = o.replicas ?? 1;
     if (replicas !== 1 && replicas !== 3 && replicas !== 5) invalid("replicas", "1, 3 or 5", replicas);
     this.#replicas = replicas;
   }
 
   async set(id: string, outcome: Outcome<R>, ttl?: number): Promise<void> {
-    if (ttl !== undefined) checkPositiveMs("ttl", ttl, 0);
+    if (ttl !== undefined) checkMs("ttl", ttl, { prefix: PREFIX });
     const { kv } = await this.#open();
     const stored: Stored<R> = ttl === undefined ? { outcome } : { outcome, expiresAt: Date.now() + ttl };
     await kv.put(keyOf(id), JSON.stringify(stored));
@@ -69,7 +69,7 @@ export class NatsKvResultStore<R = unknown> implements ResultStore<R> {
   }
 
   async wait(id: string, options: { timeout?: number; signal?: AbortSignal } = {}): Promise<Outcome<R>> {
-    const timeout = options.timeout === undefined ? undefined : checkPositiveMs("timeout", options.timeout, 0);
+    const timeout = options.timeout === undefined ? undefined : checkMs("timeout", options.timeout, { prefix: PREFIX });
     const { kv } = await this.#open();
     const signal = options.signal;
     if (signal?.aborted) throw new TimeoutError(timeout ?? 0, `[tranche/nats] wait for ${JSON.stringify(id)} was aborted`);

@@ -1,4 +1,4 @@
-import { ClosedError, decodeWith, type Delivery, type SendOptions, type Transport, type TransportCapabilities } from "@tranche/core";
+import { ClosedError, checkInteger, checkMs, decodeWith, type Delivery, type SendOptions, type Transport, type TransportCapabilities } from "@tranche/core";
 import {
   AckPolicy,
   JetStreamApiCodes,
@@ -15,7 +15,7 @@ import { headers as natsHeaders, nuid, type Msg, type NatsConnection } from "@na
 import { openConnection, releaseConnection, type HeldConnection } from "./connection.js";
 import { NatsSetupError } from "./errors.js";
 import { Header } from "./headers.js";
-import { resolveNatsTransportOptions, type NatsTransportOptions, type ResolvedNatsTransportOptions } from "./options.js";
+import { invalid, PREFIX, resolveNatsTransportOptions, type NatsTransportOptions, type ResolvedNatsTransportOptions } from "./options.js";
 import { pull } from "./pull.js";
 
 // Acknowledgement bodies of the JetStream protocol (what JsMsg.ack/nak/working/term publish).
@@ -84,7 +84,7 @@ export class NatsTransport<T = unknown> implements Transport<T> {
 
   async send(payload: T, options?: SendOptions): Promise<string> {
     const id = options?.id ?? nuid.next();
-    if (typeof id !== "string" || id === "") throw new TypeError(`[tranche/nats] Expected \`id\` to be a non-empty string, got ${JSON.stringify(id)}`);
+    if (typeof id !== "string" || id === "") invalid("id", "a non-empty string", id);
     const { js } = await this.#connect();
     await js.publish(this.#options.subject, this.#options.codec.encode(payload), { headers: this.#headers(id, options?.delay) });
     return id;
@@ -112,7 +112,7 @@ export class NatsTransport<T = unknown> implements Transport<T> {
    * nak was lost in a crash) is returned with `notBefore`, and the worker holds it.
    */
   async receive(max: number, signal: AbortSignal): Promise<Delivery<T>[]> {
-    if (!Number.isSafeInteger(max) || max < 1) throw new TypeError(`[tranche/nats] Expected \`max\` to be an integer ≥ 1, got ${String(max)}`);
+    checkInteger("max", max, { min: 1, prefix: PREFIX });
     this.#assertOpen();
     const { held, nextSubject } = await this.#connect();
     const controller = new AbortController();
@@ -199,7 +199,7 @@ export class NatsTransport<T = unknown> implements Transport<T> {
     const h = natsHeaders();
     h.set(Header.id, id);
     if (delay !== undefined) {
-      if (typeof delay !== "number" || !(delay >= 0) || delay === Infinity) throw new TypeError(`[tranche/nats] Expected \`delay\` to be a number of ms ≥ 0, got ${String(delay)}`);
+      checkMs("delay", delay, { prefix: PREFIX });
       if (delay > 0) h.set(Header.notBefore, String(Math.ceil(this.#options.clock.now() + delay)));
     }
     return h;

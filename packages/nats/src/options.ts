@@ -1,4 +1,4 @@
-import { jsonCodec, systemClock, type Clock, type Codec } from "@tranche/core";
+import { checkInteger, checkMs, invalidOption, jsonCodec, systemClock, type Clock, type Codec } from "@tranche/core";
 import type { StreamConfig } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 
@@ -60,15 +60,12 @@ export interface ResolvedNatsTransportOptions<T> {
   readonly clock: Clock;
 }
 
-/** The `TypeError` every option check throws: it names the option and quotes the value. */
+/** Message prefix of this package's errors. */
+export const PREFIX = "[tranche/nats]";
+
+/** Throws the `TypeError` of a bad option or argument (see `invalidOption`). */
 export function invalid(name: string, expected: string, value: unknown): never {
-  let shown: string;
-  try {
-    shown = typeof value === "string" ? JSON.stringify(value) : typeof value === "function" ? "a function" : (JSON.stringify(value) ?? String(value));
-  } catch {
-    shown = String(value);
-  }
-  throw new TypeError(`[tranche/nats] Expected \`${name}\` to be ${expected}, got ${shown}`);
+  throw invalidOption(name, expected, value, PREFIX);
 }
 
 // Stream and consumer names may not hold whitespace, dots, `*`, `>` or path separators.
@@ -84,17 +81,6 @@ export function checkName(name: string, value: unknown): string {
 function checkSubject(name: string, value: unknown): string {
   if (typeof value !== "string" || !SUBJECT.test(value)) invalid(name, "a subject without wildcards", value);
   return value;
-}
-
-export function checkPositiveMs(name: string, value: unknown, min: number): number {
-  if (typeof value !== "number" || !Number.isFinite(value) || value < min) invalid(name, `a number of ms ≥ ${min}`, value);
-  return value;
-}
-
-function checkCount(name: string, value: unknown, allowInfinity: boolean): number {
-  const ok = typeof value === "number" && ((Number.isSafeInteger(value) && value >= 1) || (allowInfinity && value === Infinity));
-  if (!ok) invalid(name, `an integer ≥ 1${allowInfinity ? " or Infinity" : ""}`, value);
-  return value as number;
 }
 
 export function checkConnection(options: NatsConnectionOptions): void {
@@ -132,10 +118,10 @@ export function resolveNatsTransportOptions<T>(options: NatsTransportOptions<T> 
     subject,
     durable,
     deadLetterSubject,
-    ackWait: checkPositiveMs("ackWait", o.ackWait ?? 30_000, 100),
-    maxDeliver: checkCount("maxDeliver", o.maxDeliver ?? 20, true),
-    maxAckPending: checkCount("maxAckPending", o.maxAckPending ?? 20_000, false),
-    wait: checkPositiveMs("wait", o.wait ?? 5_000, 10),
+    ackWait: checkMs("ackWait", o.ackWait ?? 30_000, { min: 100, prefix: PREFIX }),
+    maxDeliver: checkInteger("maxDeliver", o.maxDeliver ?? 20, { min: 1, allowInfinity: true, prefix: PREFIX }),
+    maxAckPending: checkInteger("maxAckPending", o.maxAckPending ?? 20_000, { min: 1, prefix: PREFIX }),
+    wait: checkMs("wait", o.wait ?? 5_000, { min: 10, prefix: PREFIX }),
     codec,
     streamConfig,
     clock,

@@ -1,5 +1,5 @@
 import { hostname } from "node:os";
-import type { Codec } from "@tranche/core";
+import { type Codec, invalidOption } from "@tranche/core";
 import type { RedisClientType } from "redis";
 
 /** Any node-redis v5 client (`createClient()`), whatever its modules, scripts and RESP version. */
@@ -18,40 +18,17 @@ export type RedisConnection =
       client?: never;
     };
 
-/** Short, bounded description of a received value for option errors. */
-function quote(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
-  if (typeof value === "function") return `function ${value.name || "(anonymous)"}`;
-  if (value === null || typeof value !== "object") return String(value);
-  try {
-    const json = JSON.stringify(value);
-    return json.length > 60 ? `${json.slice(0, 57)}...` : json;
-  } catch {
-    return Object.prototype.toString.call(value);
-  }
-}
+/** Message prefix of this package's errors. */
+export const PREFIX = "[tranche/redis]";
 
+/** Throws the `TypeError` of a bad option or argument (see `invalidOption`). */
 export function invalid(name: string, expected: string, value: unknown): never {
-  throw new TypeError(`[tranche/redis] Expected \`${name}\` to be ${expected}, got ${quote(value)}`);
+  throw invalidOption(name, expected, value, PREFIX);
 }
 
 export function checkOptionsObject(options: unknown): Record<string, unknown> {
   if (typeof options !== "object" || options === null) invalid("options", "an object", options);
   return options as Record<string, unknown>;
-}
-
-/** A duration in ms ≥ `min` (finite unless `allowInfinity`). */
-export function checkMs(name: string, value: unknown, min = 0, allowInfinity = false): number {
-  if (typeof value !== "number" || Number.isNaN(value) || value < min || (!allowInfinity && value === Infinity)) {
-    invalid(name, `a number of ms ≥ ${min}${allowInfinity ? " or Infinity" : ""}`, value);
-  }
-  return value;
-}
-
-/** An absolute time, epoch ms. */
-export function checkTime(name: string, value: unknown): number {
-  if (typeof value !== "number" || !Number.isFinite(value)) invalid(name, "a finite epoch-ms time", value);
-  return value;
 }
 
 export function checkName(name: string, value: unknown): string {

@@ -1,8 +1,8 @@
-import { ClosedError, TimeoutError } from "@tranche/core";
+import { ClosedError, TimeoutError, checkMs } from "@tranche/core";
 import type { Outcome, ResultStore } from "@tranche/core";
 import { CommandClient, closeClient, ignore } from "./connection.js";
 import type { AnyRedisClient, RedisConnection } from "./options.js";
-import { checkConnection, checkMs, checkName, checkOptionsObject, invalid } from "./options.js";
+import { PREFIX, checkConnection, checkName, checkOptionsObject, invalid } from "./options.js";
 
 export type RedisResultStoreOptions = RedisConnection & {
   /** Prefix of the keys (`<prefix><id>`) and of the pub/sub channels that announce them. @default "tranche:result:" */
@@ -28,7 +28,7 @@ export class RedisResultStore<R = unknown> implements ResultStore<R> {
     const o = checkOptionsObject(options);
     const connection = checkConnection(o);
     this.prefix = o.prefix === undefined ? "tranche:result:" : checkName("prefix", o.prefix);
-    this.ttl = o.ttl === undefined ? 86_400_000 : checkMs("ttl", o.ttl, 1, true);
+    this.ttl = o.ttl === undefined ? 86_400_000 : checkMs("ttl", o.ttl, { min: 1, allowInfinity: true, prefix: PREFIX });
     this.commands = new CommandClient(connection);
     this.client = this.commands.client;
   }
@@ -36,7 +36,7 @@ export class RedisResultStore<R = unknown> implements ResultStore<R> {
   /** Stores `outcome` under `id` for `ttl` ms (the store's `ttl` when absent) and wakes its waiters. */
   async set(id: string, outcome: Outcome<R>, ttl?: number): Promise<void> {
     checkId(id);
-    const ms = ttl === undefined ? this.ttl : checkMs("ttl", ttl, 1, true);
+    const ms = ttl === undefined ? this.ttl : checkMs("ttl", ttl, { min: 1, allowInfinity: true, prefix: PREFIX });
     const value = JSON.stringify(outcome);
     await this.ready();
     const key = this.prefix + id;
@@ -57,7 +57,7 @@ export class RedisResultStore<R = unknown> implements ResultStore<R> {
   /** Resolves once `id` has an outcome; rejects with `TimeoutError` after `timeout` ms, or with the signal's reason when it aborts. */
   async wait(id: string, options?: { timeout?: number; signal?: AbortSignal }): Promise<Outcome<R>> {
     checkId(id);
-    const timeout = options?.timeout === undefined ? Infinity : checkMs("timeout", options.timeout, 0, true);
+    const timeout = options?.timeout === undefined ? Infinity : checkMs("timeout", options.timeout, { allowInfinity: true, prefix: PREFIX });
     const signal = options?.signal;
     signal?.throwIfAborted();
     const channel = this.prefix + id;

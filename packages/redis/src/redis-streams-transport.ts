@@ -1,22 +1,11 @@
 import { randomUUID } from "node:crypto";
-import { ClosedError, DecodeError, decodeWith, jsonCodec } from "@tranche/core";
+import { ClosedError, DecodeError, checkInteger, checkMs, checkTime, decodeWith, jsonCodec } from "@tranche/core";
 import type { Codec, Delivery, SendOptions, Transport, TransportCapabilities } from "@tranche/core";
 import { RESP_TYPES } from "redis";
 import type { RedisArgument } from "redis";
 import { CommandClient, closeClient, ignore, sleep } from "./connection.js";
 import type { AnyRedisClient, RedisConnection } from "./options.js";
-import {
-  checkCodec,
-  checkConnection,
-  checkMs,
-  checkName,
-  checkOptionsObject,
-  checkTime,
-  defaultConsumerName,
-  hashTagged,
-  invalid,
-  tagOf,
-} from "./options.js";
+import { PREFIX, checkCodec, checkConnection, checkName, checkOptionsObject, defaultConsumerName, hashTagged, invalid, tagOf } from "./options.js";
 import { RedisDelivery, redisDelivery } from "./redis-delivery.js";
 import { runScript } from "./scripts.js";
 
@@ -135,9 +124,9 @@ export class RedisStreamsTransport<T = unknown> implements Transport<T> {
     const stream = hashTagged(checkName("stream", o.stream));
     this.group = o.group === undefined ? "tranche" : checkName("group", o.group);
     this.consumer = o.consumer === undefined ? defaultConsumerName() : checkName("consumer", o.consumer);
-    this.blockMs = o.blockMs === undefined ? 1000 : checkMs("blockMs", o.blockMs);
-    this.minIdle = o.minIdle === undefined ? 30_000 : checkMs("minIdle", o.minIdle, 1);
-    this.trimInterval = o.trimInterval === undefined ? 60_000 : checkMs("trimInterval", o.trimInterval, 0, true);
+    this.blockMs = o.blockMs === undefined ? 1000 : checkMs("blockMs", o.blockMs, { prefix: PREFIX });
+    this.minIdle = o.minIdle === undefined ? 30_000 : checkMs("minIdle", o.minIdle, { min: 1, prefix: PREFIX });
+    this.trimInterval = o.trimInterval === undefined ? 60_000 : checkMs("trimInterval", o.trimInterval, { allowInfinity: true, prefix: PREFIX });
     this.codec = checkCodec<T>(o.codec) ?? (jsonCodec as Codec<T>);
     const deadLetter = o.deadLetterStream === undefined ? `${stream}:dlq` : checkName("deadLetterStream", o.deadLetterStream);
     if (tagOf(deadLetter) !== tagOf(stream)) invalid("deadLetterStream", `a key with the stream's hash tag {${tagOf(stream)}}`, deadLetter);
@@ -174,7 +163,7 @@ export class RedisStreamsTransport<T = unknown> implements Transport<T> {
 
   async receive(max: number, signal: AbortSignal): Promise<RedisDelivery<T>[]> {
     this.assertOpen();
-    if (!Number.isSafeInteger(max) || max < 1) invalid("max", "an integer ≥ 1", max);
+    checkInteger("max", max, { min: 1, prefix: PREFIX });
     const count = Math.min(max, this.capabilities.maxReceive);
     if (signal?.aborted) return [];
     await this.ready();
@@ -208,7 +197,7 @@ export class RedisStreamsTransport<T = unknown> implements Transport<T> {
    */
   async retry(delivery: Delivery<T>, notBefore: number): Promise<void> {
     this.assertOpen();
-    checkTime("notBefore", notBefore);
+    checkTime("notBefore", notBefore, { prefix: PREFIX });
     await this.requeue(redisDelivery(delivery), notBefore);
   }
 
@@ -236,7 +225,7 @@ export class RedisStreamsTransport<T = unknown> implements Transport<T> {
    */
   async extend(deliveries: Delivery<T>[], until: number): Promise<void> {
     this.assertOpen();
-    checkTime("until", until);
+    checkTime("until", until, { prefix: PREFIX });
     if (deliveries.length === 0) return;
     const pairs = deliveries.flatMap((delivery) => {
       const d = redisDelivery(delivery);
@@ -256,7 +245,7 @@ export class RedisStreamsTransport<T = unknown> implements Transport<T> {
   /** Reads the dead-letter stream, oldest first. */
   async deadLetters(options?: { count?: number }): Promise<RedisDeadLetter<T>[]> {
     const count = options?.count ?? 1000;
-    if (!Number.isSafeInteger(count) || count < 1) invalid("count", "an integer ≥ 1", count);
+    checkInteger("count", count, { min: 1, prefix: PREFIX });
     await this.connected();
     const entries = await this.client.sendCommand<Entry[]>(["XRANGE", this.keys.deadLetter, "-", "+", "COUNT", String(count)], { typeMapping: RAW });
     return entries.map(([deadLetterId, fields]) => {
@@ -329,7 +318,7 @@ export class RedisStreamsTransport<T = unknown> implements Transport<T> {
 
   private async enqueue(raws: (string | Uint8Array)[], delay: unknown, id?: string): Promise<string[]> {
     this.assertOpen();
-    const ms = delay === undefined ? 0 : checkMs("delay", delay);
+    const ms = delay === undefined ? 0 : checkMs("delay", delay, { prefix: PREFIX });
     const ids = raws.map(() => id ?? randomUUID());
     await this.connected();
     if (raws.length === 0) return ids;

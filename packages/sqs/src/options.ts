@@ -1,5 +1,5 @@
 import type { SQSClient, SQSClientConfig } from "@aws-sdk/client-sqs";
-import { type Clock, type Codec, jsonCodec, systemClock } from "@tranche/core";
+import { type Clock, type Codec, checkInteger, checkMs, invalidOption, jsonCodec, systemClock } from "@tranche/core";
 
 /** The largest message SQS accepts, body plus attributes, in bytes (1 MiB since August 2025; 256 KiB before). */
 export const SQS_MAX_MESSAGE_BYTES = 1_048_576;
@@ -78,27 +78,12 @@ export interface ResolvedSqsOptions<T> {
   readonly clock: Clock;
 }
 
-function quote(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
-  if (typeof value === "function") return `function ${value.name || "(anonymous)"}`;
-  if (value === null || typeof value !== "object") return String(value);
-  try {
-    const json = JSON.stringify(value);
-    return json.length > 60 ? `${json.slice(0, 57)}...` : json;
-  } catch {
-    return Object.prototype.toString.call(value);
-  }
-}
+/** Message prefix of this package's errors. */
+const PREFIX = "[tranche/sqs]";
 
+/** Throws the `TypeError` of a bad option or argument (see `invalidOption`). */
 export function invalid(name: string, expected: string, value: unknown): never {
-  throw new TypeError(`[tranche/sqs] Expected \`${name}\` to be ${expected}, got ${quote(value)}`);
-}
-
-function integer(name: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min || value > max) {
-    invalid(name, `an integer ${min}..${max}`, value);
-  }
-  return value;
+  throw invalidOption(name, expected, value, PREFIX);
 }
 
 function url(name: string, value: unknown): string {
@@ -111,10 +96,7 @@ export function resolveSqsOptions<T>(options: SqsTransportOptions<T>): ResolvedS
   if (typeof options !== "object" || options === null) invalid("options", "an object with `queueUrl`", options);
   const o = options;
   const queueUrl = url("queueUrl", o.queueUrl);
-  const visibility = o.visibilityTimeout ?? 30_000;
-  if (typeof visibility !== "number" || !(visibility >= 0 && visibility <= SQS_MAX_VISIBILITY_MS)) {
-    invalid("visibilityTimeout", `a number of ms 0..${SQS_MAX_VISIBILITY_MS}`, visibility);
-  }
+  const visibility = checkMs("visibilityTimeout", o.visibilityTimeout ?? 30_000, { max: SQS_MAX_VISIBILITY_MS, prefix: PREFIX });
   const codec = o.codec ?? (jsonCodec as Codec<T>);
   if (typeof codec?.encode !== "function" || typeof codec.decode !== "function") invalid("codec", "a Codec with encode and decode", codec);
   const group = o.messageGroupId ?? "default";
@@ -129,16 +111,16 @@ export function resolveSqsOptions<T>(options: SqsTransportOptions<T>): ResolvedS
   return {
     queueUrl,
     visibilitySeconds: Math.ceil(visibility / 1000),
-    waitTimeSeconds: integer("waitTimeSeconds", o.waitTimeSeconds ?? 20, 0, 20),
-    maxReceive: integer("maxReceive", o.maxReceive ?? 100, 1, 10_000),
+    waitTimeSeconds: checkInteger("waitTimeSeconds", o.waitTimeSeconds ?? 20, { min: 0, max: 20, prefix: PREFIX }),
+    maxReceive: checkInteger("maxReceive", o.maxReceive ?? 100, { min: 1, max: 10_000, prefix: PREFIX }),
     deadLetterQueueUrl: o.deadLetterQueueUrl === undefined ? undefined : url("deadLetterQueueUrl", o.deadLetterQueueUrl),
     nativeDeadLetter: o.nativeDeadLetter ?? false,
     codec,
     fifo: o.fifo ?? new URL(queueUrl).pathname.endsWith(".fifo"),
     messageGroupId: typeof group === "function" ? group : () => group,
-    maxMessageBytes: integer("maxMessageBytes", o.maxMessageBytes ?? SQS_MAX_MESSAGE_BYTES, 1024, SQS_MAX_MESSAGE_BYTES),
-    maxBatchBytes: integer("maxBatchBytes", o.maxBatchBytes ?? SQS_MAX_BATCH_BYTES, 1024, SQS_MAX_BATCH_BYTES),
-    entryAttempts: integer("entryAttempts", o.entryAttempts ?? 3, 1, 100),
+    maxMessageBytes: checkInteger("maxMessageBytes", o.maxMessageBytes ?? SQS_MAX_MESSAGE_BYTES, { min: 1024, max: SQS_MAX_MESSAGE_BYTES, prefix: PREFIX }),
+    maxBatchBytes: checkInteger("maxBatchBytes", o.maxBatchBytes ?? SQS_MAX_BATCH_BYTES, { min: 1024, max: SQS_MAX_BATCH_BYTES, prefix: PREFIX }),
+    entryAttempts: checkInteger("entryAttempts", o.entryAttempts ?? 3, { min: 1, max: 100, prefix: PREFIX }),
     clock,
   };
 }

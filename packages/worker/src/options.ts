@@ -1,4 +1,4 @@
-import { type BatcherOptions, type ResultStore, resolveOptions } from "@tranche/core";
+import { type BatcherOptions, type ResultStore, checkInteger, invalidOption, resolveOptions } from "@tranche/core";
 
 /** Options of `new Worker()`: the batching options of `@tranche/core` plus the worker's own. */
 export interface WorkerOptions<T> extends BatcherOptions<T> {
@@ -45,19 +45,12 @@ export interface ResolvedWorkerOptions {
   readonly closeTransport: boolean;
 }
 
-function quote(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value);
-  if (typeof value === "function") return `function ${value.name || "(anonymous)"}`;
-  if (value === null || typeof value !== "object") return String(value);
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return Object.prototype.toString.call(value);
-  }
-}
+/** Message prefix of this package's errors. */
+export const PREFIX = "[tranche/worker]";
 
-function invalid(name: string, expected: string, value: unknown): never {
-  throw new TypeError(`[tranche/worker] Expected \`${name}\` to be ${expected}, got ${quote(value)}`);
+/** Throws the `TypeError` of a bad option or argument (see `invalidOption`). */
+export function invalid(name: string, expected: string, value: unknown): never {
+  throw invalidOption(name, expected, value, PREFIX);
 }
 
 function positiveMs(name: string, value: unknown, fallback: number): number {
@@ -86,10 +79,7 @@ export function resolveWorkerOptions<T>(options: WorkerOptions<T> | undefined): 
   const delay = positiveMs("ioBackoff.delay", backoff.delay, 100);
   const maxDelay = positiveMs("ioBackoff.maxDelay", backoff.maxDelay, Math.max(10_000, delay));
   if (maxDelay < delay) invalid("ioBackoff.maxDelay", `a number of ms ≥ ioBackoff.delay (${delay})`, maxDelay);
-  const ioConcurrency = o.ioConcurrency ?? 8;
-  if (typeof ioConcurrency !== "number" || !Number.isSafeInteger(ioConcurrency) || ioConcurrency < 1) {
-    invalid("ioConcurrency", "an integer ≥ 1", ioConcurrency);
-  }
+  const ioConcurrency = checkInteger("ioConcurrency", o.ioConcurrency ?? 8, { min: 1, prefix: PREFIX });
   const closeTransport = o.closeTransport ?? false;
   if (typeof closeTransport !== "boolean") invalid("closeTransport", "a boolean", closeTransport);
   return { maxBuffered, results, resultTtl, lease, ioTimeout, ioBackoff: { delay, maxDelay }, ioConcurrency, closeTransport };

@@ -1,7 +1,7 @@
-import type { BatchHandler, Transport } from "@tranche/core";
+import { type BatchHandler, type Transport, invalidOption } from "@tranche/core";
 import { EventEmitter } from "eventemitter3";
 import type { WorkerEvents } from "./events.js";
-import type { WorkerOptions } from "./options.js";
+import { PREFIX, type WorkerOptions, invalid } from "./options.js";
 import { WorkerDriver, type WorkerStats } from "./worker-driver.js";
 
 /** Options of `worker.close()`. */
@@ -42,7 +42,7 @@ export class Worker<T, R = unknown> extends EventEmitter<WorkerEvents> {
     super();
     const t = transport as Partial<Transport<T>> | null;
     if (typeof t !== "object" || t === null || methods.some((name) => typeof t[name] !== "function") || typeof t.capabilities !== "object") {
-      throw new TypeError(`[tranche/worker] Expected \`transport\` to be a Transport (receive, ack, retry, deadLetter, release, close, capabilities), got ${String(transport)}`);
+      invalid("transport", "a Transport (receive, ack, retry, deadLetter, release, close, capabilities)", transport);
     }
     this.#driver = new WorkerDriver(transport, handler, options, this);
   }
@@ -60,9 +60,9 @@ export class Worker<T, R = unknown> extends EventEmitter<WorkerEvents> {
   close(options?: CloseOptions): Promise<void> {
     const drain = options?.drain ?? true;
     const timeout = options?.timeout;
-    if (typeof drain !== "boolean") return Promise.reject(new TypeError(`[tranche/worker] Expected \`drain\` to be a boolean, got ${String(drain)}`));
+    if (typeof drain !== "boolean") return Promise.reject(invalidOption("drain", "a boolean", drain, PREFIX));
     if (timeout !== undefined && (typeof timeout !== "number" || !(timeout >= 0))) {
-      return Promise.reject(new TypeError(`[tranche/worker] Expected \`timeout\` to be a number of ms ≥ 0, got ${String(timeout)}`));
+      return Promise.reject(invalidOption("timeout", "a number of ms ≥ 0", timeout, PREFIX));
     }
     return this.#driver.close(drain, timeout);
   }

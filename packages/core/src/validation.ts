@@ -1,0 +1,98 @@
+/**
+ * Checks of option and argument values, for `@tranche/core` and for the drivers and transport
+ * adapters built on it. Each failure is a `TypeError` that names the value and quotes what was
+ * received, prefixed with the package that checked it:
+ * "[tranche/redis] Expected `blockMs` to be a number of ms ≥ 0, got -1".
+ */
+
+/** The prefix of `@tranche/core`'s own messages, and the default of every check. */
+const CORE_PREFIX = "[tranche]";
+
+/** Where a check's message says it comes from, e.g. `"[tranche/redis]"`. @default "[tranche]" */
+export interface CheckOptions {
+  prefix?: string;
+}
+
+/** Bounds of a number check. */
+export interface RangeOptions extends CheckOptions {
+  /** Least value allowed. @default 0 */
+  min?: number;
+  /** Greatest value allowed; a finite `max` makes the message read "min..max". @default Infinity */
+  max?: number;
+  /** Whether `Infinity` passes (it never does when `max` is finite). @default false */
+  allowInfinity?: boolean;
+}
+
+/**
+ * Short, bounded text of a value for an error message: strings JSON-quoted, objects as JSON,
+ * both cut to 60 characters; functions by name, arrays by length.
+ */
+export function quote(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+  if (typeof value === "function") return `function ${value.name || "(anonymous)"}`;
+  if (Array.isArray(value)) return `an array of ${value.length}`;
+  if (typeof value === "bigint") return `${value}n`;
+  if (typeof value === "symbol") return value.toString();
+  if (value === null || typeof value !== "object") return String(value);
+  try {
+    const json = JSON.stringify(value);
+    return json.length > 60 ? `${json.slice(0, 57)}...` : json;
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}
+
+/**
+ * The `TypeError` of a bad option or argument: "`prefix` Expected \`name\` to be `expected`, got
+ * `quote(value)`". Throw it, or reject with it from an async method.
+ *
+ * ```ts
+ * if (typeof o.stream !== "string") throw invalidOption("stream", "a non-empty string", o.stream, "[tranche/redis]");
+ * ```
+ */
+export function invalidOption(name: string, expected: string, value: unknown, prefix = CORE_PREFIX): TypeError {
+  return new TypeError(`${prefix} Expected \`${name}\` to be ${expected}, got ${quote(value)}`);
+}
+
+/** "min..max", or "≥ min" with " or Infinity" when it passes. */
+function range(min: number, max: number, allowInfinity: boolean): string {
+  return max !== Infinity ? `${min}..${max}` : `≥ ${min}${allowInfinity ? " or Infinity" : ""}`;
+}
+
+/**
+ * A duration in ms: a number ≥ `min` (0 unless told) and ≤ `max`, never NaN, finite unless
+ * `allowInfinity`. Returns it, or throws `invalidOption` ("a number of ms ≥ 0").
+ */
+export function checkMs(name: string, value: unknown, options?: RangeOptions): number {
+  const min = options?.min ?? 0;
+  const max = options?.max ?? Infinity;
+  const allowInfinity = (options?.allowInfinity ?? false) && max === Infinity;
+  if (typeof value !== "number" || !(value >= min && value <= max) || (value === Infinity && !allowInfinity)) {
+    throw invalidOption(name, `a number of ms ${range(min, max, allowInfinity)}`, value, options?.prefix);
+  }
+  return value;
+}
+
+/**
+ * A whole number (a safe integer) ≥ `min` (0 unless told) and ≤ `max`, or `Infinity` when
+ * `allowInfinity`. Returns it, or throws `invalidOption` ("an integer ≥ 1", "an integer 0..20").
+ */
+export function checkInteger(name: string, value: unknown, options?: RangeOptions): number {
+  const min = options?.min ?? 0;
+  const max = options?.max ?? Infinity;
+  const allowInfinity = (options?.allowInfinity ?? false) && max === Infinity;
+  const whole = Number.isSafeInteger(value) || (allowInfinity && value === Infinity);
+  if (!whole || !((value as number) >= min && (value as number) <= max)) {
+    throw invalidOption(name, `an integer ${range(min, max, allowInfinity)}`, value, options?.prefix);
+  }
+  return value as number;
+}
+
+/**
+ * An absolute time in epoch ms, as `notBefore`, `leaseUntil` and `until` are: a finite number.
+ * Returns it, or throws `invalidOption` ("a finite epoch-ms time").
+ */
+export function checkTime(name: string, value: unknown, options?: CheckOptions): number {
+  if (typeof value !== "number" || !Number.isFinite(value)) throw invalidOption(name, "a finite epoch-ms time", value, options?.prefix);
+  return value;
+}
