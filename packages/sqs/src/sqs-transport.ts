@@ -50,7 +50,9 @@ const BUDGET_MARGIN_MS = 60_000;
 // A delivery due sooner than this goes to the worker, which holds it; a later one is put back.
 const EARLY_SLACK_MS = 1_000;
 const BATCH = 10;
-const SEND_CONCURRENCY = 8;
+// Batch calls (send, delete, visibility) in flight at once: a receive of 100 is answered by 10
+// parallel calls, so its ack goes out the same way rather than as 8 and then 2 stragglers.
+const BATCH_CONCURRENCY = 10;
 const REASON_CHARS = 1_000;
 const LEASE_GONE = new Set(["ReceiptHandleIsInvalid", "MessageNotInflight", "InvalidParameterValue"]);
 
@@ -114,8 +116,8 @@ function deduplicationId(id: string): string {
   return /^[\x21-\x7e]{1,128}$/.test(id) ? id : createHash("sha256").update(id).digest("hex");
 }
 
-function isAbort(error: unknown, signal: AbortSignal): boolean {
-  return signal.aborted || (error as { name?: string } | null)?.name === "AbortError";
+function isAbort(error: unknown, signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true || (error as { name?: string } | null)?.name === "AbortError";
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -190,6 +192,10 @@ export class SqsTransport<T> implements Transport<T> {
   readonly #options: ResolvedSqsOptions<T>;
   readonly #ownsClient: boolean;
   readonly #closing = new AbortController();
+  /** The caller's receive signal joined with `#closing`, kept while the caller passes the same one (a worker does). */
+  #receiveSignal: { source: AbortSignal; both: AbortSignal } | undefined = undefined;
+  /** The last receive was filled: the queue is probably deep, so the next one polls in parallel at once. */
+  #deep = false;
   /** FIFO: this transport's unsettled deliveries per message group, in sequence order. */
   readonly #groups = new Map<string, Receipt[]>();
   // `client.send` with its overloads erased: every call site names its own output type.
@@ -235,21 +241,28 @@ export class SqsTransport<T> implements Transport<T> {
 
   async receive(max: number, signal: AbortSignal): Promise<Delivery<T>[]> {
     this.#checkOpen();
+    this.#checkConsumer();
     const want = Math.min(Math.floor(max), this.#options.maxReceive);
     if (!(want >= 1) || signal.aborted) return [];
-    const both = AbortSignal.any([signal, this.#closing.signal]);
-    // One long poll first. A deep queue fills it, and then the rest is fetched with parallel short
-    // polls; parallel long polls on a quiet queue would hold the whole receive for up to 20 s after
-    // the first message arrived.
-    const first = await this.#receiveMessages(Math.min(BATCH, want), this.#options.waitTimeSeconds, both);
-    const received = [...first];
-    if (first.length === Math.min(BATCH, want) && want > BATCH && !both.aborted) {
-      const calls: number[] = [];
-      for (let left = want - first.length; left > 0; left -= BATCH) calls.push(Math.min(BATCH, left));
-      const rest = await Promise.allSettled(calls.map((n) => this.#receiveMessages(n, 0, both)));
-      // A failed short poll costs nothing: what it may have taken reappears after its visibility timeout.
-      for (const part of rest) if (part.status === "fulfilled") received.push(...part.value);
+    const calls: number[] = [];
+    for (let left = want; left > 0; left -= BATCH) calls.push(Math.min(BATCH, left));
+    const received: Received[] = [];
+    if (this.#deep && calls.length > 1) {
+      // The last receive came back full: short polls for all of `want` at once, one round trip.
+      // Short polls answer at once, so none holds the others' messages back; a queue that ran
+      // dry shows as a partial answer, and the next receive long-polls again.
+      const parts = await this.#shortPolls(calls, received);
+      // Every poll failed: an outage, reported like a failed long poll rather than as an empty queue.
+      if (parts.every((part) => part.status === "rejected")) throw (parts[0] as PromiseRejectedResult).reason;
+    } else {
+      // One long poll first. A deep queue fills it, and then the rest is fetched with parallel
+      // short polls; parallel long polls on a quiet queue would hold the whole receive for up to
+      // 20 s after the first message arrived.
+      const both = this.#joined(signal);
+      received.push(...(await this.#receiveMessages(calls[0] as number, this.#options.waitTimeSeconds, both)));
+      if (received.length === calls[0] && calls.length > 1 && !both.aborted) await this.#shortPolls(calls.slice(1), received);
     }
+    this.#deep = received.length === want;
     return this.#deliveries(received);
   }
 
@@ -298,7 +311,10 @@ export class SqsTransport<T> implements Transport<T> {
     if (receipt.state === "gone") return;
     const dlq = this.#options.deadLetterQueueUrl;
     if (dlq === undefined) {
-      throw new SqsTransportError("deadLetter", `item ${JSON.stringify(receipt.id)}: no \`deadLetterQueueUrl\` configured; the queue's RedrivePolicy, if any, will move it after maxReceiveCount receives`);
+      // The queue's RedrivePolicy moves it after maxReceiveCount receives (without the reason):
+      // hand it back now rather than hold it, so those receives come soon.
+      if (this.#options.nativeDeadLetter) return this.release([delivery]);
+      throw new SqsTransportError("deadLetter", `item ${JSON.stringify(receipt.id)}: no \`deadLetterQueueUrl\` configured, and no \`nativeDeadLetter\` (a RedrivePolicy) declared`);
     }
     const attributes: Record<string, MessageAttributeValue> = {};
     for (const name of [SQS_ATTRIBUTES.id, SQS_ATTRIBUTES.encoding]) {
@@ -357,7 +373,40 @@ export class SqsTransport<T> implements Transport<T> {
 
   // --- receive ---
 
-  async #receiveMessages(max: number, waitSeconds: number, signal: AbortSignal): Promise<Received[]> {
+  /**
+   * What a consumer needs and a producer does not: somewhere for `deadLetter` to put a message.
+   * Checked on every receive, so a misconfigured worker is told before it takes a message that it
+   * could then neither finish nor give up.
+   */
+  #checkConsumer(): void {
+    const o = this.#options;
+    if (o.deadLetterQueueUrl === undefined && !o.nativeDeadLetter) {
+      invalid(
+        "deadLetterQueueUrl",
+        "a queue URL on a transport that receives (or set `nativeDeadLetter: true` when the queue's RedrivePolicy takes dead letters; sending needs neither)",
+        undefined,
+      );
+    }
+  }
+
+  /** The caller's signal joined with `close()`'s; joined once per caller signal, not per receive. */
+  #joined(signal: AbortSignal): AbortSignal {
+    if (this.#receiveSignal?.source !== signal) this.#receiveSignal = { source: signal, both: AbortSignal.any([signal, this.#closing.signal]) };
+    return this.#receiveSignal.both;
+  }
+
+  /**
+   * Parallel short polls of `calls[i]` messages each, appended to `received`. They answer at once,
+   * so they take no abort signal: an abort under way returns what they brought.
+   */
+  async #shortPolls(calls: number[], received: Received[]): Promise<PromiseSettledResult<Received[]>[]> {
+    const parts = await Promise.allSettled(calls.map((n) => this.#receiveMessages(n, 0, undefined)));
+    // A failed short poll costs nothing: what it may have taken reappears after its visibility timeout.
+    for (const part of parts) if (part.status === "fulfilled") received.push(...part.value);
+    return parts;
+  }
+
+  async #receiveMessages(max: number, waitSeconds: number, signal: AbortSignal | undefined): Promise<Received[]> {
     // SQS starts the visibility clock when it answers, never before the request left: the time
     // taken before the call is a safe lower bound for `leaseUntil`.
     const receivedAt = this.#options.clock.now();
@@ -371,7 +420,7 @@ export class SqsTransport<T> implements Transport<T> {
           MessageSystemAttributeNames: ["ApproximateReceiveCount", "MessageGroupId", "SequenceNumber"],
           MessageAttributeNames: ["All"],
         }),
-        { abortSignal: signal },
+        signal === undefined ? undefined : { abortSignal: signal },
       );
       return (output.Messages ?? []).map((message) => ({ message, receivedAt }));
     } catch (error) {
@@ -569,7 +618,7 @@ export class SqsTransport<T> implements Transport<T> {
     chunks: I[][] = chunk(items),
   ): Promise<void> {
     const failures: SqsEntryFailure[] = [];
-    await eachLimited(chunks, SEND_CONCURRENCY, async (part) => {
+    await eachLimited(chunks, BATCH_CONCURRENCY, async (part) => {
       let pending = part.map((item, i) => ({ item, entry: entry(item, i) }));
       for (let attempt = 1; pending.length > 0; attempt++) {
         const result = await call(pending.map((p) => p.entry));

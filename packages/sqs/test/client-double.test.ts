@@ -23,6 +23,9 @@ function double(script: Script): { client: SQSClient; calls: Call[] } {
 
 const queueUrl = "https://sqs.us-east-1.amazonaws.com/000000000000/q";
 const fifoUrl = `${queueUrl}.fifo`;
+// A transport that receives must be able to dead-letter (see "a consumer without a dead-letter queue").
+const deadLetters = { deadLetterQueueUrl: `${queueUrl}-dlq` };
+const fifoDeadLetters = { deadLetterQueueUrl: `${queueUrl}-dlq.fifo` };
 
 function message(n: number, group?: string) {
   return {
@@ -50,7 +53,7 @@ describe("DeleteMessageBatch Failed[] entries (sqs-consumer #193)", () => {
       }
       throw new Error(`unexpected ${action}`);
     });
-    const t = new SqsTransport<number>({ queueUrl, client });
+    const t = new SqsTransport<number>({ queueUrl, ...deadLetters, client });
     await t.ack(await received(t));
     const deletes = calls.filter((c) => c.action === "DeleteMessageBatch");
     expect(deletes.map((c) => c.input.Entries.map((e: { ReceiptHandle: string }) => e.ReceiptHandle))).toEqual([["h0", "h1", "h2"], ["h1"], ["h1"]]);
@@ -70,7 +73,7 @@ describe("DeleteMessageBatch Failed[] entries (sqs-consumer #193)", () => {
       }
       throw new Error(`unexpected ${action}`);
     });
-    const t = new SqsTransport<number>({ queueUrl, client, entryAttempts: 2 });
+    const t = new SqsTransport<number>({ queueUrl, ...deadLetters, client, entryAttempts: 2 });
     const error = (await t.ack(await received(t)).catch((e: unknown) => e)) as SqsTransportError;
     expect(SqsTransportError.isInstance(error)).toBe(true);
     expect(error.operation).toBe("DeleteMessageBatch");
@@ -90,7 +93,7 @@ describe("DeleteMessageBatch Failed[] entries (sqs-consumer #193)", () => {
       Successful: input.Entries.slice(1).map((e: { Id: string }) => ({ Id: e.Id, MessageId: "x" })),
       Failed: [{ Id: input.Entries[0].Id, Code: "InvalidMessageContents", SenderFault: true, Message: "bad chars" }],
     }));
-    const t = new SqsTransport<number>({ queueUrl, client });
+    const t = new SqsTransport<number>({ queueUrl, ...deadLetters, client });
     await expect(t.sendMany([1, 2, 3])).rejects.toMatchObject({ operation: "SendMessageBatch", failures: [{ code: "InvalidMessageContents" }] });
   });
 });
@@ -105,7 +108,7 @@ describe("FIFO siblings received together (real SQS returns several messages of 
 
   it("an ack waits behind an unsettled earlier sibling and is deleted once it is acked", async () => {
     const { client, calls } = fifo();
-    const t = new SqsTransport<number>({ queueUrl: fifoUrl, client });
+    const t = new SqsTransport<number>({ queueUrl: fifoUrl, ...fifoDeadLetters, client });
     const [d1, d2, d3, d4] = await received(t);
     await t.ack([d2!, d3!, d4!]);
     const deleted = () => calls.filter((c) => c.action === "DeleteMessageBatch").flatMap((c) => c.input.Entries.map((e: { ReceiptHandle: string }) => e.ReceiptHandle));
@@ -116,7 +119,7 @@ describe("FIFO siblings received together (real SQS returns several messages of 
 
   it("a retried item's later siblings are released in reverse order, not deleted, even if already acked", async () => {
     const { client, calls } = fifo();
-    const t = new SqsTransport<number>({ queueUrl: fifoUrl, client });
+    const t = new SqsTransport<number>({ queueUrl: fifoUrl, ...fifoDeadLetters, client });
     const [d1, d2, d3] = await received(t);
     await t.ack([d3!]);
     await t.retry(d1!, Date.now() + 5_000);
@@ -132,10 +135,59 @@ describe("FIFO siblings received together (real SQS returns several messages of 
 
   it("releasing an item releases its later siblings too", async () => {
     const { client, calls } = fifo();
-    const t = new SqsTransport<number>({ queueUrl: fifoUrl, client });
+    const t = new SqsTransport<number>({ queueUrl: fifoUrl, ...fifoDeadLetters, client });
     const [, d2] = await received(t);
     await t.release([d2!]);
     const batch = calls.find((c) => c.action === "ChangeMessageVisibilityBatch")!;
     expect(batch.input.Entries.map((e: { ReceiptHandle: string }) => e.ReceiptHandle)).toEqual(["h3", "h2"]);
+  });
+});
+
+describe("receive: one long poll, or every call at once while the queue is deep", () => {
+  /** A queue of `depth` messages; records, per ReceiveMessage, its wait and how many were in flight when it was sent. */
+  function queue(depth: number, fail = () => false) {
+    let next = 0;
+    let inFlight = 0;
+    const polls: { wait: number; inFlight: number }[] = [];
+    const { client } = double(async ({ action, input }) => {
+      if (action !== "ReceiveMessage") throw new Error(`unexpected ${action}`);
+      polls.push({ wait: input.WaitTimeSeconds, inFlight: inFlight++ });
+      await Promise.resolve();
+      inFlight--;
+      if (fail()) throw new Error("connect ECONNREFUSED");
+      const n = Math.max(0, Math.min(input.MaxNumberOfMessages, depth - next));
+      return { Messages: Array.from({ length: n }, () => message(next++)) };
+    });
+    return { client, polls, take: () => polls.splice(0) };
+  }
+
+  it("long-polls first; after a full receive, the next asks for all of max at once with short polls", async () => {
+    const { client, take } = queue(75);
+    const t = new SqsTransport<number>({ queueUrl, ...deadLetters, client });
+    const signal = new AbortController().signal;
+    expect(await t.receive(30, signal)).toHaveLength(30);
+    // The long poll alone, then the rest in parallel.
+    expect(take()).toEqual([{ wait: 20, inFlight: 0 }, { wait: 0, inFlight: 0 }, { wait: 0, inFlight: 1 }]);
+    expect(await t.receive(30, signal)).toHaveLength(30);
+    // Deep: three short polls in one round trip.
+    expect(take()).toEqual([{ wait: 0, inFlight: 0 }, { wait: 0, inFlight: 1 }, { wait: 0, inFlight: 2 }]);
+    expect(await t.receive(30, signal)).toHaveLength(15);
+    expect(take().map((p) => p.wait)).toEqual([0, 0, 0]);
+    // The queue ran dry: back to one long poll, which finds nothing.
+    expect(await t.receive(30, signal)).toEqual([]);
+    expect(take()).toEqual([{ wait: 20, inFlight: 0 }]);
+  });
+
+  it("a deep receive whose short polls all fail rejects: an outage, not an empty queue", async () => {
+    let down = false;
+    const { client } = queue(1_000, () => down);
+    const t = new SqsTransport<number>({ queueUrl, ...deadLetters, client });
+    const signal = new AbortController().signal;
+    expect(await t.receive(20, signal)).toHaveLength(20);
+    down = true;
+    const error = await t.receive(20, signal).catch((e: unknown) => e);
+    expect(SqsTransportError.isInstance(error)).toBe(true);
+    expect((error as SqsTransportError).operation).toBe("ReceiveMessage");
+    expect((error as Error).message).toMatch(/ECONNREFUSED/);
   });
 });

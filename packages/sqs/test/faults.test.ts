@@ -23,6 +23,17 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** A queue and its dead-letter queue: a worker's transport must have somewhere to dead-letter. */
+async function queueWithDlq(name: string, fifo = false) {
+  const attributes = fifo ? { FifoQueue: "true" } : undefined;
+  const suffix = fifo ? ".fifo" : "";
+  const n = queues++;
+  return {
+    queueUrl: await emulator.createQueue(`${name}-${n}${suffix}`, attributes),
+    deadLetterQueueUrl: await emulator.createQueue(`${name}-dlq-${n}${suffix}`, attributes),
+  };
+}
+
 function producer<T>(queueUrl: string) {
   return new SqsTransport<T>({ queueUrl, ...emulator.connection });
 }
@@ -55,10 +66,10 @@ function duplicates(all: { id: string }[]): Map<string, number> {
 
 describe("SqsTransport fault tests (worker processes, fauxqs)", () => {
   it("(a) three workers share a queue; one is SIGKILLed mid-batch; its items come back to the others; none lost", async () => {
-    const queueUrl = await emulator.createQueue(`crash-${queues++}`);
+    const { queueUrl, deadLetterQueueUrl } = await queueWithDlq("crash");
     const ids = await producer<{ n: number }>(queueUrl).sendMany(Array.from({ length: 5_000 }, (_, n) => ({ n })));
     const files = [0, 1, 2].map((i) => join(dir, `crash-w${i}`));
-    const common = { endpoint: emulator.endpoint, queueUrl, visibilityTimeout: 6_000, lease: 6_000, handlerDelay: 150 };
+    const common = { endpoint: emulator.endpoint, queueUrl, deadLetterQueueUrl, visibilityTimeout: 6_000, lease: 6_000, handlerDelay: 150 };
     const [victim, ...others] = files.map((out, i) => new WorkerProcess({ ...common, out, ...(i === 0 ? { hangInBatch: 4 } : {}) }));
     // Kill it inside its fourth batch: the batch's items recorded as run, not acked.
     const line = await victim!.waitFor((l) => l.startsWith("hung "), 60_000);
@@ -88,12 +99,12 @@ describe("SqsTransport fault tests (worker processes, fauxqs)", () => {
   }, 180_000);
 
   it("(b) the endpoint is unreachable for a while: error events, backoff, recovery, nothing lost", async () => {
-    const queueUrl = await emulator.createQueue(`outage-${queues++}`);
+    const { queueUrl, deadLetterQueueUrl } = await queueWithDlq("outage");
     const ids = await producer<{ n: number }>(queueUrl).sendMany(Array.from({ length: 2_000 }, (_, n) => ({ n })));
     const proxy = await new CuttableProxy({ host: "127.0.0.1", port: emulator.port }).start();
     const files = [0, 1].map((i) => join(dir, `outage-w${i}`));
     const workers = files.map(
-      (out) => new WorkerProcess({ endpoint: proxy.endpoint, queueUrl, out, visibilityTimeout: 8_000, lease: 8_000, handlerDelay: 100, concurrency: 1 }),
+      (out) => new WorkerProcess({ endpoint: proxy.endpoint, queueUrl, deadLetterQueueUrl, out, visibilityTimeout: 8_000, lease: 8_000, handlerDelay: 100, concurrency: 1 }),
     );
     const seen = () => files.reduce((n, f) => n + records(f).length, 0);
     await Promise.all(workers.map((w) => w.waitFor((l) => l === "ready")));
@@ -120,8 +131,7 @@ describe("SqsTransport fault tests (worker processes, fauxqs)", () => {
   }, 180_000);
 
   it("(c) undecodable bodies are dead-lettered with their reason while good ones flow", async () => {
-    const queueUrl = await emulator.createQueue(`garbage-${queues++}`);
-    const deadLetterQueueUrl = await emulator.createQueue(`garbage-dlq-${queues++}`);
+    const { queueUrl, deadLetterQueueUrl } = await queueWithDlq("garbage");
     const client = emulator.client();
     const good: string[] = [];
     const raw = new Set<string>();
@@ -167,7 +177,7 @@ describe("SqsTransport fault tests (worker processes, fauxqs)", () => {
   }, 120_000);
 
   it("(d) FIFO: order per message group holds with retries, across two workers", async () => {
-    const queueUrl = await emulator.createQueue(`order-${queues++}.fifo`, { FifoQueue: "true" });
+    const { queueUrl, deadLetterQueueUrl } = await queueWithDlq("order", true);
     const p = producer<{ g: string; n: number }>(queueUrl);
     const groups = ["a", "b", "c", "d"];
     const ids: string[] = [];
@@ -177,7 +187,7 @@ describe("SqsTransport fault tests (worker processes, fauxqs)", () => {
     const files = [0, 1].map((i) => join(dir, `order-w${i}`));
     const retryWhen = { every: 7, rest: 3, delay: 300 };
     const workers = files.map(
-      (out) => new WorkerProcess({ endpoint: emulator.endpoint, queueUrl, out, visibilityTimeout: 5_000, flushEvery: 10, retryWhen }),
+      (out) => new WorkerProcess({ endpoint: emulator.endpoint, queueUrl, deadLetterQueueUrl, out, visibilityTimeout: 5_000, flushEvery: 10, retryWhen }),
     );
     const all = await untilAllRan(files, ids, 120_000, queueUrl);
     await Promise.all(workers.map((w) => w.stop()));

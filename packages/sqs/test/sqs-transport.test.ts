@@ -1,6 +1,7 @@
-import { ReceiveMessageCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
+import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 import { type Codec, DecodeError, OversizeError } from "@tranche/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Worker } from "@tranche/worker";
 import { SQS_ATTRIBUTES, SqsTransport, SqsTransportError } from "../src/index.js";
 import { openSqs, receiveAll, sleep, type TestSqs } from "./support/sqs.js";
 
@@ -183,15 +184,58 @@ describe("SqsTransport against an SQS endpoint", () => {
     expect(await sqs.count(queueUrl)).toEqual({ visible: 0, inFlight: 0, delayed: 0 });
   });
 
-  it("deadLetter without a dead-letter queue fails loudly and leaves the message", async () => {
+  it("a transport without a dead-letter queue sends, but refuses to receive before it takes a message", async () => {
     const queueUrl = await sqs.queue();
-    const t = sqs.transport<string>({ queueUrl, ...quick });
-    await t.send("x");
-    const [d] = await receiveAll(t, 1);
-    const error = await t.deadLetter(d!, new Error("no")).catch((e: unknown) => e);
-    expect(SqsTransportError.isInstance(error)).toBe(true);
-    expect((error as Error).message).toMatch(/^\[tranche\/sqs\] deadLetter: .*deadLetterQueueUrl/);
+    const producer = sqs.transport<string>({ queueUrl, deadLetterQueueUrl: undefined, ...quick });
+    await producer.send("x", { id: "kept" });
+    await producer.sendMany(["y"]);
+    const error = await producer.receive(10, AbortSignal.timeout(5_000)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TypeError);
+    expect((error as Error).message).toMatch(/^\[tranche\/sqs\] Expected `deadLetterQueueUrl` to be a queue URL on a transport that receives \(or set `nativeDeadLetter: true`.*got undefined$/);
+    expect(await sqs.count(queueUrl)).toEqual({ visible: 2, inFlight: 0, delayed: 0 });
+    // A delivery another transport received cannot be dead-lettered through it either; it stays put.
+    const [d] = await receiveAll(sqs.transport<string>({ queueUrl, ...quick }), 1);
+    const refused = await producer.deadLetter(d!, new Error("no")).catch((e: unknown) => e);
+    expect(SqsTransportError.isInstance(refused)).toBe(true);
+    expect((refused as Error).message).toMatch(/^\[tranche\/sqs\] deadLetter: .*deadLetterQueueUrl/);
     expect((await sqs.count(queueUrl)).inFlight).toBe(1);
+  });
+
+  it("a Worker on a transport without a dead-letter queue is told at its first receive and takes nothing", async () => {
+    const queueUrl = await sqs.queue();
+    const t = sqs.transport<string>({ queueUrl, deadLetterQueueUrl: undefined, ...quick });
+    await t.send("x");
+    const ran: string[] = [];
+    const worker = new Worker<string>(t, async (requests) => void ran.push(...requests.map((r) => r.payload)), { ioBackoff: { delay: 50 } });
+    const first = new Promise<Error>((resolve) => worker.once("error", resolve));
+    const started = Date.now();
+    await worker.start();
+    const error = await first;
+    await worker.close();
+    expect(Date.now() - started).toBeLessThan(5_000); // no long poll, no lease, no message: at once
+    expect(error.message).toMatch(/receive/);
+    expect(error.cause).toBeInstanceOf(TypeError);
+    expect((error.cause as Error).message).toMatch(/`deadLetterQueueUrl`.*`nativeDeadLetter: true`/);
+    expect(ran).toEqual([]);
+    expect(worker.stats.transport.received).toBe(0);
+    expect(await sqs.count(queueUrl)).toEqual({ visible: 1, inFlight: 0, delayed: 0 });
+  });
+
+  it("with nativeDeadLetter, deadLetter hands the message back and the queue's RedrivePolicy moves it", async () => {
+    const deadLetterQueueUrl = await sqs.queue();
+    const { Attributes } = await sqs.client.send(new GetQueueAttributesCommand({ QueueUrl: deadLetterQueueUrl, AttributeNames: ["QueueArn"] }));
+    const RedrivePolicy = JSON.stringify({ deadLetterTargetArn: Attributes!.QueueArn, maxReceiveCount: 2 });
+    const queueUrl = await sqs.queue({ attributes: { RedrivePolicy } });
+    const t = sqs.transport<string>({ queueUrl, deadLetterQueueUrl: undefined, nativeDeadLetter: true, ...quick });
+    await t.send("poison", { id: "p" });
+    for (const attempt of [1, 2]) {
+      const [d] = await receiveAll(t, 1, 5_000);
+      expect(d).toMatchObject({ id: "p", attempt });
+      await t.deadLetter(d!, new Error("gave up")); // released at once, not held until its lease ends
+    }
+    expect(await t.receive(10, AbortSignal.timeout(5_000))).toEqual([]); // the third receive is the RedrivePolicy's
+    const moved = await sqs.client.send(new ReceiveMessageCommand({ QueueUrl: deadLetterQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
+    expect(moved.Messages?.map((m) => m.Body)).toEqual(['"poison"']);
   });
 
   it("a codec that makes bytes round-trips through base64", async () => {
@@ -249,7 +293,7 @@ describe("SqsTransport against an SQS endpoint", () => {
     expect(order).toContain("b0@1");
   });
 
-  it("validates options eagerly with a TypeError that quotes the value", () => {
+  it("validates options eagerly with a TypeError that quotes the value", async () => {
     expect(() => new SqsTransport({ queueUrl: "nope" })).toThrow(/Expected `queueUrl` to be a queue URL, got "nope"/);
     const queueUrl = "http://localhost:1/000000000000/q";
     expect(() => new SqsTransport({ queueUrl, waitTimeSeconds: 21 })).toThrow(/Expected `waitTimeSeconds` to be an integer 0..20, got 21/);
@@ -261,6 +305,7 @@ describe("SqsTransport against an SQS endpoint", () => {
     const t = new SqsTransport({ queueUrl, region: "us-east-1" });
     expect(t.capabilities).toEqual({ maxReceive: 100, nativeDelay: true, lease: true, nativeDeadLetter: false });
     expect(new SqsTransport({ queueUrl: `${queueUrl}.fifo`, region: "us-east-1", nativeDeadLetter: true }).capabilities.nativeDeadLetter).toBe(true);
-    return expect(t.ack([{ id: "x", payload: 1, attempt: 1 }])).rejects.toThrow(/delivery received from an SqsTransport/).finally(() => t.close());
+    await expect(t.ack([{ id: "x", payload: 1, attempt: 1 }])).rejects.toThrow(/delivery received from an SqsTransport/);
+    await t.close();
   });
 });

@@ -10,6 +10,11 @@ export interface TestSqs {
   readonly client: SQSClient;
   /** A fresh queue with a unique name; `.fifo` queues when `fifo`. */
   queue(options?: { fifo?: boolean; attributes?: Record<string, string> }): Promise<string>;
+  /**
+   * A transport on this endpoint. Its `deadLetterQueueUrl` is a dead-letter queue shared by the
+   * file's transports unless `options` names one (`deadLetterQueueUrl: undefined` for none): a
+   * transport that receives must be able to dead-letter.
+   */
   transport<T = unknown>(options: Omit<SqsTransportOptions<T>, "endpoint" | "region" | "credentials">): SqsTransport<T>;
   count(queueUrl: string): Promise<{ visible: number; inFlight: number; delayed: number }>;
   stop(): Promise<void>;
@@ -28,6 +33,8 @@ export async function openSqs(): Promise<TestSqs> {
   const client = new SQSClient(connection);
   const transports: SqsTransport<unknown>[] = [];
   const queues: string[] = [];
+  const sharedDlq = (await client.send(new CreateQueueCommand({ QueueName: `t-dlq-${randomUUID().slice(0, 8)}` }))).QueueUrl as string;
+  queues.push(sharedDlq);
   return {
     endpoint: connection.endpoint,
     connection,
@@ -40,7 +47,7 @@ export async function openSqs(): Promise<TestSqs> {
       return out.QueueUrl as string;
     },
     transport(options) {
-      const t = new SqsTransport({ ...connection, ...options });
+      const t = new SqsTransport({ ...connection, deadLetterQueueUrl: sharedDlq, ...options });
       transports.push(t as SqsTransport<unknown>);
       return t;
     },
