@@ -51,7 +51,10 @@ describe("NatsTransport with worker processes", () => {
   it("a SIGKILLed worker's deliveries come back after AckWait to the others: none lost, duplicates only among its in-flight items", { timeout: 120_000 }, async () => {
     const q = uniqueQueue("K");
     const ids = await fill(q, 20_000);
-    const [victim, ...others] = spawnWorkers(3, q, { ACK_WAIT: "2000", HANDLER_MS: "40", FLUSH_EVERY: "100", CONCURRENCY: "2" });
+    // AckWait long enough that a survivor's lease renewals keep up while CI loads both cores:
+    // a survivor's lease running out would be a duplicate outside the victim's items.
+    const ackWait = 5_000;
+    const [victim, ...others] = spawnWorkers(3, q, { ACK_WAIT: String(ackWait), HANDLER_MS: "40", FLUSH_EVERY: "100", CONCURRENCY: "2" });
     // Killed inside its fifth batch: the handler has printed "start" and sleeps 40 ms.
     await victim!.until((p) => p.starts >= 5, 60_000, "the victim's fifth batch");
     victim!.kill("SIGKILL");
@@ -72,7 +75,7 @@ describe("NatsTransport with worker processes", () => {
     // sooner than AckWait after it could first have received them (its "ready" line).
     const redelivered = others.flatMap((p) => p.done.filter((d) => d.attempt >= 2));
     expect(redelivered.length).toBeGreaterThan(0);
-    expect(Math.min(...redelivered.map((d) => d.at))).toBeGreaterThanOrEqual(victim!.readyAt + 2_000);
+    expect(Math.min(...redelivered.map((d) => d.at))).toBeGreaterThanOrEqual(victim!.readyAt + ackWait);
     expect(others.every((p) => p.dead.length === 0)).toBe(true);
     console.log(`kill: victim finished ${victimDone.size}, ${duplicates.length} duplicates, ${redelivered.length} redelivered to the survivors`);
     await Promise.all(others.map((w) => w.stop()));
