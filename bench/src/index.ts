@@ -58,7 +58,8 @@ const batcherSettings: BatcherSettings = {
 };
 const memoryItems = quick ? 200_000 : 1_000_000;
 
-const transportRounds = quick ? 3 : 5;
+const transportRounds = { full: 5, quick: 3 };
+const transportRoundsBySuite: Partial<Record<TransportSuiteName, number>> = {};
 const transportSuites = Object.keys(transportBenches) as TransportSuiteName[];
 const suites = new Set(args.suite?.split(",") ?? ["in-process", "batcher", "heap", ...transportSuites]);
 for (const suite of suites) {
@@ -115,8 +116,11 @@ async function main(): Promise<void> {
     if (!suites.has(suite)) continue;
     const bench = transportBenches[suite];
     if (bench === undefined) throw new Error(`[tranche/bench] suite ${suite} is not registered in bench/src/transports/index.ts`);
-    const items = (bench.items ?? { full: 200_000, quick: 100_000 })[quick ? "quick" : "full"];
-    const result = await runTransportBench(bench, { items, batchSize: 100, log }, transportRounds, 3);
+    const mode = quick ? "quick" : "full";
+    const items = (bench.items ?? { full: 200_000, quick: 100_000 })[mode];
+    const rounds = (bench.rounds ?? transportRounds)[mode];
+    transportRoundsBySuite[suite] = rounds;
+    const result = await runTransportBench(bench, { items, batchSize: 100, log }, rounds, quick ? 1 : 3);
     transportRuns.push(...result.runs);
     transportSamples[suite] = result.samples;
   }
@@ -155,7 +159,7 @@ async function main(): Promise<void> {
   }
   if (memory.length > 0) sections.push("", "## Memory per held item (heap)", "", memoryTable(memory));
   if (transportRuns.length > 0) {
-    sections.push("", "## Transports: Worker against a raw receive → handler → ack loop", "", transportTable(transportRuns, transportSamples, transportRounds));
+    sections.push("", "## Transports: Worker against a raw receive → handler → ack loop", "", transportTable(transportRuns, transportSamples));
   }
   const verdicts = [...targetLines(inProcess, batcher, memory), ...transportTargetLines(transportRuns)];
   if (verdicts.length > 0) sections.push("", "## Targets", "", ...verdicts.map((line) => `- ${line}`));
@@ -168,7 +172,7 @@ async function main(): Promise<void> {
       machine: info,
       date: new Date().toISOString(),
       mode,
-      settings: { inProcess: inProcessSettings, batcher: batcherSettings, memoryItems, maxBuffered: MAX_BUFFERED, transportRounds },
+      settings: { inProcess: inProcessSettings, batcher: batcherSettings, memoryItems, maxBuffered: MAX_BUFFERED, transportRounds: transportRoundsBySuite },
       batcherVariants: batcher.map((r) => ({ variant: r.variant, batchSize: r.batchSize, itemsPerSec: Math.round(r.itemsPerSec) })),
       samples: {
         inProcess: inProcess.map((r) => ({ name: r.name, batchSize: r.batchSize, rounds: r.rounds.map(Math.round) })),

@@ -64,16 +64,16 @@ export function memoryTable(results: readonly MemoryResult[]): string {
 }
 
 /** One row per transport suite: worker and raw items/s (median of the rounds) and their ratio. */
-export function transportTable(runs: readonly TransportRun[], samples: Record<string, Record<"worker" | "raw", number[]>>, rounds: number): string {
-  const lines = ["| suite | batch | worker | raw | worker/raw |", "|---|---:|---:|---:|---:|"];
+export function transportTable(runs: readonly TransportRun[], samples: Record<string, Record<"worker" | "raw", number[]>>): string {
+  const lines = ["| suite | batch | rounds | worker | raw | worker/raw |", "|---|---:|---:|---:|---:|---:|"];
   for (const suite of [...new Set(runs.map((r) => r.suite))]) {
     const worker = runs.find((r) => r.suite === suite && r.name === "worker");
     const raw = runs.find((r) => r.suite === suite && r.name === "raw");
     const cell = (r: TransportRun | undefined, name: "worker" | "raw") =>
       r === undefined ? "–" : `${rate(r.itemsPerSec)} ${plusMinus(samples[suite]?.[name] ?? [])}`;
-    lines.push(`| ${suite} | ${worker?.batchSize ?? raw?.batchSize} | ${cell(worker, "worker")} | ${cell(raw, "raw")} | ${ratio(worker?.itemsPerSec, raw?.itemsPerSec)} |`);
+    lines.push(`| ${suite} | ${worker?.batchSize ?? raw?.batchSize} | ${samples[suite]?.worker.length ?? 0} | ${cell(worker, "worker")} | ${cell(raw, "raw")} | ${ratio(worker?.itemsPerSec, raw?.itemsPerSec)} |`);
   }
-  return `${lines.join("\n")}\n\nitems/s, median of ${rounds} rounds, worker and raw alternating; worker: a \`Worker\` with \`flushEvery: batch\` (settings in each suite's file under src/transports/); raw: \`receive(batch)\` → handler → \`ack\` in a loop.`;
+  return `${lines.join("\n")}\n\nitems/s, median of the rounds, worker and raw alternating; worker: a \`Worker\` with \`flushEvery: batch\` (settings in each suite's file under src/transports/); raw: \`receive(batch)\` → handler → \`ack\` in a loop.`;
 }
 
 export function transportTargetLines(runs: readonly TransportRun[]): string[] {

@@ -22,6 +22,11 @@ export interface TransportBench {
   readonly suite: TransportSuiteName;
   /** Items per round, full and `--quick`. @default { full: 200_000, quick: 100_000 } */
   readonly items?: { full: number; quick: number };
+  /**
+   * Timed rounds of each contender, full and `--quick` (a suite whose rounds are cheap and noisy
+   * takes more, for a steadier median). @default { full: 5, quick: 3 }
+   */
+  readonly rounds?: { full: number; quick: number };
   open(settings: TransportBenchSettings): Promise<TransportContenders>;
 }
 
@@ -111,15 +116,24 @@ export async function timeWorker(
 ): Promise<number> {
   const worker = new Worker<number>(transport, (requests) => handler(requests.map((r) => r.payload)), options);
   let acked = 0;
-  const drained = new Promise<void>((resolve) => {
+  // A worker reports a transport fault as an `error` event and keeps trying; eventemitter3 drops
+  // an event nobody listens to, so without this a bench whose transport keeps failing would hang
+  // silently. The first error fails the run instead.
+  const drained = new Promise<void>((resolve, reject) => {
     worker.on("settled", (event) => {
       acked += event.acked;
       if (acked >= items) resolve();
     });
+    worker.on("error", (error) => reject(error));
   });
   const started = performance.now();
   await worker.start();
-  await drained;
+  try {
+    await drained;
+  } catch (error) {
+    await worker.close({ drain: false, timeout: 5_000 }).catch(() => {});
+    throw error;
+  }
   if (closeTimed) await worker.close();
   const ms = performance.now() - started;
   if (!closeTimed) await worker.close();

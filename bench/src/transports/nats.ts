@@ -10,6 +10,8 @@ import { type TransportBench, type TransportBenchSettings, type TransportContend
  */
 export const natsBench: TransportBench = {
   suite: "nats",
+  // About 50,000 messages a second each way: 100,000 a round keeps a full run near two minutes.
+  items: { full: 100_000, quick: 20_000 },
   async open(settings: TransportBenchSettings): Promise<TransportContenders> {
     const server = await startNatsServer();
     const nc = await connect({ servers: server.url });

@@ -7,6 +7,8 @@
 //   AWS:       SQS_QUEUE_URL=https://sqs.eu-west-1.amazonaws.com/123456789012/orders
 //              SQS_DLQ_URL=https://sqs.eu-west-1.amazonaws.com/123456789012/orders-dlq
 //              AWS_REGION=eu-west-1, credentials from the usual AWS chain (env, profile, role)
+//              (a receiving transport needs a dead-letter target: SQS_DLQ_URL, or SQS_NATIVE_DLQ=1
+//              when the queue has a RedrivePolicy of its own)
 //   emulator:  npx fauxqs   (or: docker run -p 4566:4566 kibertoad/fauxqs)
 //              aws --endpoint-url http://127.0.0.1:4566 sqs create-queue --queue-name orders   (and orders-dlq)
 //              SQS_ENDPOINT=http://127.0.0.1:4566 SQS_QUEUE_URL=http://sqs.us-east-1.localhost:4566/000000000000/orders
@@ -24,8 +26,14 @@ interface Order {
 async function connect(): Promise<{ options: SqsTransportOptions<Order>; stop(): Promise<void> }> {
   if (process.env.SQS_QUEUE_URL) {
     const endpoint = process.env.SQS_ENDPOINT;
+    const deadLetterQueueUrl = process.env.SQS_DLQ_URL;
+    const nativeDeadLetter = process.env.SQS_NATIVE_DLQ === "1";
+    if (deadLetterQueueUrl === undefined && !nativeDeadLetter) {
+      console.error("set SQS_DLQ_URL (where failed orders go), or SQS_NATIVE_DLQ=1 when the queue has a RedrivePolicy");
+      process.exit(2);
+    }
     return {
-      options: { queueUrl: process.env.SQS_QUEUE_URL, deadLetterQueueUrl: process.env.SQS_DLQ_URL, ...(endpoint ? { endpoint } : {}) },
+      options: { queueUrl: process.env.SQS_QUEUE_URL, deadLetterQueueUrl, nativeDeadLetter, ...(endpoint ? { endpoint } : {}) },
       stop: async () => {},
     };
   }
@@ -70,7 +78,7 @@ const ids = await transport.sendMany(orders); // SendMessageBatch, 10 per reques
 console.log(`sent ${ids.length} orders to ${options.queueUrl}`);
 
 while (ledger.size < 119) await new Promise((r) => setTimeout(r, 50));
-console.log(`ledger holds ${ledger.size} orders; order 13 went to ${options.deadLetterQueueUrl ?? "nowhere (set SQS_DLQ_URL)"}`);
+console.log(`ledger holds ${ledger.size} orders; order 13 went to ${options.deadLetterQueueUrl ?? "the queue's RedrivePolicy target"}`);
 
 await worker.close({ drain: true });
 await transport.close();

@@ -60,16 +60,16 @@ export interface DriverItem<T, R> extends Entry<T> {
  * never needs it.
  */
 export class DriverRequest<T, R> extends Entry<T> implements DriverItem<T, R> {
+  // Assigned in the constructor, not class fields, for the reason given at `Entry`:
+  // a subclass (the worker's item) would otherwise be built by a generic construct stub.
+  declare readonly driver: BatchDriver<T, R, any>;
   /** Items merged into this one by `dedupeKey`: they follow its outcome. */
-  merged: DriverItem<T, R>[] | undefined = undefined;
+  declare merged: DriverItem<T, R>[] | undefined;
 
-  constructor(
-    readonly driver: BatchDriver<T, R, any>,
-    payload: T,
-    id: string | undefined,
-    attempt: number,
-  ) {
+  constructor(driver: BatchDriver<T, R, any>, payload: T, id: string | undefined, attempt: number) {
     super(payload, id, attempt);
+    (this as { driver: BatchDriver<T, R, any> }).driver = driver;
+    this.merged = undefined;
   }
 
   ack(result?: R): void {

@@ -33,13 +33,14 @@ export interface SqsTransportOptions<T> {
   maxReceive?: number;
   /**
    * Queue that `deadLetter` sends to (with the reason in the `tranche.reason` attribute) before
-   * deleting the message. Without it `deadLetter` fails and the queue's own `RedrivePolicy`, if any,
-   * takes the message after `maxReceiveCount` receives.
+   * deleting the message. A transport that receives needs it, or `nativeDeadLetter: true`;
+   * without either, `receive` throws a `TypeError` before taking anything. Sending needs neither.
    */
   deadLetterQueueUrl?: string;
   /**
-   * Set when the queue has a `RedrivePolicy`, so the capability the worker reads is honest.
-   * The transport does not look it up. @default false
+   * Set when the queue has a `RedrivePolicy`: `deadLetter` then hands the message back at once
+   * (without the reason) and the queue moves it after `maxReceiveCount` receives. The transport
+   * does not look the policy up. @default false
    */
   nativeDeadLetter?: boolean;
   /** Payload ⇄ message body. A `Uint8Array` body travels base64-encoded. @default JSON */

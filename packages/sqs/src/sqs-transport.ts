@@ -7,6 +7,7 @@ import {
   type Message,
   type ReceiveMessageCommandOutput,
   type MessageAttributeValue,
+  type MessageSystemAttributeName,
   ReceiveMessageCommand,
   SendMessageBatchCommand,
   type SendMessageBatchRequestEntry,
@@ -54,6 +55,9 @@ const BATCH = 10;
 // parallel calls, so its ack goes out the same way rather than as 8 and then 2 stragglers.
 const BATCH_CONCURRENCY = 10;
 const REASON_CHARS = 1_000;
+// System attributes a receive asks for: the attempt, and on a FIFO queue the group order.
+const SYSTEM_ATTRIBUTES: MessageSystemAttributeName[] = ["ApproximateReceiveCount"];
+const FIFO_SYSTEM_ATTRIBUTES: MessageSystemAttributeName[] = [...SYSTEM_ATTRIBUTES, "MessageGroupId", "SequenceNumber"];
 const LEASE_GONE = new Set(["ReceiptHandleIsInvalid", "MessageNotInflight", "InvalidParameterValue"]);
 
 type ReceiptState = "open" | "acked" | "gone";
@@ -417,7 +421,7 @@ export class SqsTransport<T> implements Transport<T> {
           MaxNumberOfMessages: max,
           WaitTimeSeconds: waitSeconds,
           VisibilityTimeout: this.#options.visibilitySeconds,
-          MessageSystemAttributeNames: ["ApproximateReceiveCount", "MessageGroupId", "SequenceNumber"],
+          MessageSystemAttributeNames: this.#options.fifo ? FIFO_SYSTEM_ATTRIBUTES : SYSTEM_ATTRIBUTES,
           MessageAttributeNames: ["All"],
         }),
         signal === undefined ? undefined : { abortSignal: signal },
@@ -480,7 +484,7 @@ export class SqsTransport<T> implements Transport<T> {
       body,
       attributes,
       group: this.#options.fifo ? (message.Attributes?.MessageGroupId ?? "default") : undefined,
-      sequence: BigInt(message.Attributes?.SequenceNumber ?? 0),
+      sequence: this.#options.fifo ? BigInt(message.Attributes?.SequenceNumber ?? 0) : 0n,
       state: "open",
     };
     const delivery: MutableDelivery<T> = {

@@ -46,7 +46,9 @@ export interface Emitter {
 interface BatchRecord<T, R> {
   readonly id: string;
   readonly startedAt: number;
+  /** The acked items, `ackedCount` of them: sized for the whole batch, trimmed when it completes. */
   readonly acked: WorkItem<T, R>[];
+  ackedCount: number;
   failed: number;
   retried: number;
   released: number;
@@ -71,16 +73,19 @@ interface LeaseGroup<T, R> {
 
 /** One delivery: the Batcher's entry and the handler's request, plus what the worker tracks. */
 class WorkItem<T, R> extends DriverRequest<T, R> {
-  batch: BatchRecord<T, R> | undefined = undefined;
-  value: R | undefined = undefined;
+  // Assigned in the constructor, not class fields (see `Entry` in @tranche/core): one is built per delivery.
+  declare readonly delivery: Delivery<T>;
+  declare batch: BatchRecord<T, R> | undefined;
+  declare value: R | undefined;
   /** Its lease group while the worker holds it and renews its lease. */
-  lease: LeaseGroup<T, R> | undefined = undefined;
+  declare lease: LeaseGroup<T, R> | undefined;
 
-  constructor(
-    driver: WorkerDriver<T, R>,
-    readonly delivery: Delivery<T>,
-  ) {
+  constructor(driver: WorkerDriver<T, R>, delivery: Delivery<T>) {
     super(driver, delivery.payload, delivery.id, delivery.attempt);
+    (this as { delivery: Delivery<T> }).delivery = delivery;
+    this.batch = undefined;
+    this.value = undefined;
+    this.lease = undefined;
   }
 }
 
@@ -163,7 +168,7 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
     const record = item.batch as BatchRecord<T, R>;
     const freed = this.batcher._ack(item);
     item.value = result;
-    record.acked.push(item);
+    record.acked[record.ackedCount++] = item;
     if (freed) this.complete(record);
   }
 
@@ -278,14 +283,18 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
     const now = this.clock.now();
     const { attempts } = this.batcher.options;
     const closed = this.batcher.isClosed;
-    const group: LeaseGroup<T, R> | undefined = this.leasing ? { items: [], live: 0, leaseUntil: Infinity, renewAt: Infinity, index: -1 } : undefined;
+    // Sized for every delivery (all carry a lease on a leasing transport), trimmed below.
+    const group: LeaseGroup<T, R> | undefined = this.leasing
+      ? { items: new Array(deliveries.length), live: 0, leaseUntil: Infinity, renewAt: Infinity, index: -1 }
+      : undefined;
+    let leased = 0;
+    this.held += deliveries.length;
+    this.counts.received += deliveries.length;
     for (const delivery of deliveries) {
-      this.held++;
-      this.counts.received++;
       const item = new WorkItem<T, R>(this, delivery);
       if (group !== undefined && delivery.leaseUntil !== undefined) {
         item.lease = group;
-        group.items.push(item);
+        group.items[leased++] = item;
         group.live++;
         if (delivery.leaseUntil < group.leaseUntil) group.leaseUntil = delivery.leaseUntil;
       }
@@ -309,7 +318,10 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
       // Cannot happen: the Batcher counts a subset of what `held` counts.
       else if (added === "full") void this.release([item]);
     }
-    if (group !== undefined && group.live > 0) this.leaseGroup(group, now);
+    if (group !== undefined && leased > 0) {
+      group.items.length = leased;
+      this.leaseGroup(group, now);
+    }
     this.kick();
   }
 
@@ -345,7 +357,8 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
   }
 
   private flush(batch: Batch<T>, now: number): void {
-    const record: BatchRecord<T, R> = { id: batch.id, startedAt: now, acked: [], failed: 0, retried: 0, released: 0, calls: [] };
+    const size = batch.items.length;
+    const record: BatchRecord<T, R> = { id: batch.id, startedAt: now, acked: new Array(size), ackedCount: 0, failed: 0, retried: 0, released: 0, calls: [] };
     for (const item of batch.items as WorkItem<T, R>[]) item.batch = record;
     const oldest = batch.items[0] as WorkItem<T, R>;
     this.emit("flush", { batchId: batch.id, reason: batch.reason, size: batch.items.length, group: batch.group, waitedMs: now - oldest.notBefore });
@@ -354,9 +367,12 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
 
   /** Every item of the batch has its outcome: ack the acked ones in one call, then report. */
   private complete(record: BatchRecord<T, R>): void {
-    if (record.acked.length > 0) record.calls.push(this.ackAll(record.acked));
+    const { acked } = record;
+    acked.length = record.ackedCount;
+    if (acked.length > 0) record.calls.push(this.ackAll(acked));
     this.kick();
-    void Promise.all(record.calls).then(() =>
+    const { calls } = record;
+    void (calls.length === 1 ? (calls[0] as Promise<void>) : Promise.all(calls)).then(() =>
       this.emit("settled", {
         batchId: record.id,
         acked: record.acked.length,
