@@ -60,8 +60,8 @@ export interface DriverItem<T, R> extends Entry<T> {
  * never needs it.
  */
 export class DriverRequest<T, R> extends Entry<T> implements DriverItem<T, R> {
-  // Assigned in the constructor, not class fields, for the reason given at `Entry`:
-  // a subclass (the worker's item) would otherwise be built by a generic construct stub.
+  // Assigned in the constructor, not class fields, as in `Entry` (see there): the worker
+  // builds one subclass instance per delivery.
   declare readonly driver: BatchDriver<T, R, any>;
   /** Items merged into this one by `dedupeKey`: they follow its outcome. */
   declare merged: DriverItem<T, R>[] | undefined;

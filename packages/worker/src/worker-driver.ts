@@ -73,7 +73,7 @@ interface LeaseGroup<T, R> {
 
 /** One delivery: the Batcher's entry and the handler's request, plus what the worker tracks. */
 class WorkItem<T, R> extends DriverRequest<T, R> {
-  // Assigned in the constructor, not class fields (see `Entry` in @tranche/core): one is built per delivery.
+  // Assigned in the constructor, not class fields, as `Entry` in @tranche/core does: one is built per delivery.
   declare readonly delivery: Delivery<T>;
   declare batch: BatchRecord<T, R> | undefined;
   declare value: R | undefined;
