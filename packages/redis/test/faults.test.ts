@@ -104,12 +104,16 @@ describe("fault tolerance with real processes", () => {
     const files = ws.map((w) => w.out);
     await eventually("a third of the items processed", () => processedCounts(files).size >= total / 3);
     await server.kill();
+    // The outage falls mid-run: items were still to be processed (and acked) when the server died.
+    const processedAtKill = processedCounts(files).size;
+    expect(processedAtKill).toBeLessThan(total);
     await new Promise((resolve) => setTimeout(resolve, 1000));
     await server.restart();
     await eventually("every item processed and acked", async () => processedCounts(files).size === total && (await pending(redis, key).catch(() => -1)) === 0, 120_000);
-    // The workers saw the outage (a blocked read or a call cut off) and carried on.
-    expect(ws.reduce((n, w) => n + w.errors.length, 0)).toBeGreaterThan(0);
-    console.info(`restart: errors per worker ${ws.map((w) => w.errors.length).join(", ")}; first: ${ws.flatMap((w) => w.errors)[0]}`);
+    // Whether a worker sees an error depends on whether a command was on the wire at the kill:
+    // node-redis queues commands while it reconnects, and a worker busy with held batches has no
+    // read in flight. So errors are reported here, not required.
+    console.info(`restart: ${processedAtKill} of ${total} processed at the kill; errors per worker ${ws.map((w) => w.errors.length).join(", ")}; first: ${ws.flatMap((w) => w.errors)[0]}`);
     const counts = processedCounts(files);
     expect([...counts.keys()].sort()).toEqual([...ids].sort());
     expect(Number(await redis.sendCommand(["XLEN", `${key}:dlq`]))).toBe(0);
