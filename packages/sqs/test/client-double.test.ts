@@ -191,3 +191,19 @@ describe("receive: one long poll, or every call at once while the queue is deep"
     expect((error as Error).message).toMatch(/ECONNREFUSED/);
   });
 });
+
+describe("the system attributes a receive asks for", () => {
+  it("the attempt on a standard queue; the group order too on a FIFO queue", async () => {
+    const { client, calls } = double(({ action }) => {
+      if (action === "ReceiveMessage") return { Messages: [] };
+      throw new Error(`unexpected ${action}`);
+    });
+    const signal = new AbortController().signal;
+    await new SqsTransport<number>({ queueUrl, ...deadLetters, client, waitTimeSeconds: 0 }).receive(10, signal);
+    await new SqsTransport<number>({ queueUrl: fifoUrl, ...fifoDeadLetters, client, waitTimeSeconds: 0 }).receive(10, signal);
+    expect(calls.map((c) => c.input.MessageSystemAttributeNames)).toEqual([
+      ["ApproximateReceiveCount"],
+      ["ApproximateReceiveCount", "MessageGroupId", "SequenceNumber"],
+    ]);
+  });
+});

@@ -361,7 +361,7 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
     const record: BatchRecord<T, R> = { id: batch.id, startedAt: now, acked: new Array(size), ackedCount: 0, failed: 0, retried: 0, released: 0, calls: [] };
     for (const item of batch.items as WorkItem<T, R>[]) item.batch = record;
     const oldest = batch.items[0] as WorkItem<T, R>;
-    this.emit("flush", { batchId: batch.id, reason: batch.reason, size: batch.items.length, group: batch.group, waitedMs: now - oldest.notBefore });
+    this.emit("flush", { batchId: batch.id, reason: batch.reason, size, group: batch.group, waitedMs: now - oldest.notBefore });
     this.run(batch, now);
   }
 
