@@ -1,6 +1,6 @@
 import { TimeoutError, checkMs, systemClock } from "@tranche/core";
 import type { Clock, Outcome, ResultStore } from "@tranche/core";
-import { type HeapNode, keyedHeap, removeNode } from "./keyed-heap.js";
+import { type HeapNode, KeyedHeap } from "./keyed-heap.js";
 import { PREFIX, checkClock, checkOptionsObject, invalid, unref } from "./options.js";
 
 export interface MemoryResultStoreOptions {
@@ -17,7 +17,7 @@ interface Stored<R> extends HeapNode {
 export class MemoryResultStore<R = unknown> implements ResultStore<R> {
   private readonly clock: Clock;
   private readonly stored = new Map<string, Stored<R>>();
-  private readonly expiries = keyedHeap<Stored<R>>();
+  private readonly expiries = new KeyedHeap<Stored<R>>();
   private readonly waiters = new Map<string, Set<(outcome: Outcome<R>) => void>>();
   private seq = 0;
   private timer: unknown;
@@ -34,13 +34,13 @@ export class MemoryResultStore<R = unknown> implements ResultStore<R> {
     if (typeof outcome !== "object" || outcome === null || typeof outcome.ok !== "boolean") invalid("outcome", "an Outcome ({ ok, value } or { ok, error })", outcome);
     const lifetime = ttl === undefined ? Infinity : checkMs("ttl", ttl, { allowInfinity: true, prefix: PREFIX });
     const previous = this.stored.get(id);
-    if (previous !== undefined) removeNode(this.expiries, previous);
+    if (previous !== undefined) this.expiries.remove(previous);
     if (lifetime <= 0) {
       this.stored.delete(id);
     } else {
       const entry: Stored<R> = { id, outcome, key: this.clock.now() + lifetime, seq: ++this.seq, heapIndex: -1 };
       this.stored.set(id, entry);
-      if (lifetime !== Infinity) this.expiries.push(entry);
+      if (lifetime !== Infinity) this.expiries.rekey(entry, entry.key);
     }
     this.schedule();
     const waiting = this.waiters.get(id);

@@ -1,6 +1,6 @@
 import { ClosedError, checkInteger, checkMs, checkTime, decodeWith, jsonCodec, systemClock } from "@tranche/core";
 import type { Clock, Codec, Delivery, SendOptions, Transport, TransportCapabilities } from "@tranche/core";
-import { type HeapNode, keyedHeap, rekey, removeNode } from "./keyed-heap.js";
+import { type HeapNode, KeyedHeap } from "./keyed-heap.js";
 import { PREFIX, checkClock, checkOptionsObject, invalid, unref } from "./options.js";
 
 export interface MemoryTransportOptions<T> {
@@ -91,9 +91,9 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
   private readonly codec: Codec<T>;
   private readonly wait: number;
   private readonly entries = new Map<string, Entry>();
-  private readonly ready = keyedHeap<Entry>();
-  private readonly delayed = keyedHeap<Entry>();
-  private readonly leases = keyedHeap<Entry>();
+  private readonly ready = new KeyedHeap<Entry>();
+  private readonly delayed = new KeyedHeap<Entry>();
+  private readonly leases = new KeyedHeap<Entry>();
   private readonly waiters = new Set<Waiter<T>>();
   private readonly dead: MemoryDeadLetter<T>[] = [];
   private seq = 0;
@@ -230,7 +230,7 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
         this.detach(entry);
         entry.state = "leased";
       }
-      rekey(this.leases, entry, until);
+      this.leases.rekey(entry, until);
     }
     this.schedule();
   }
@@ -242,7 +242,7 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
       this.detach(entry);
       entry.receipt = 0;
       entry.state = "ready";
-      rekey(this.ready, entry, entry.seq);
+      this.ready.rekey(entry, entry.seq);
     }
     this.changed();
   }
@@ -298,16 +298,16 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
   private place(entry: Entry, now: number): void {
     if (entry.notBefore !== undefined && entry.notBefore > now) {
       entry.state = "delayed";
-      rekey(this.delayed, entry, entry.notBefore);
+      this.delayed.rekey(entry, entry.notBefore);
     } else {
       entry.state = "ready";
-      rekey(this.ready, entry, entry.seq);
+      this.ready.rekey(entry, entry.seq);
     }
   }
 
   private detach(entry: Entry): void {
     const heap = entry.state === "ready" ? this.ready : entry.state === "delayed" ? this.delayed : this.leases;
-    removeNode(heap, entry);
+    heap.remove(entry);
   }
 
   /** The items `deliveries` may still settle, skipping stale and settled ones. */
@@ -334,13 +334,13 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
       this.delayed.pop();
       entry.seq = ++this.seq;
       entry.state = "ready";
-      rekey(this.ready, entry, entry.seq);
+      this.ready.rekey(entry, entry.seq);
     }
     // An expired item keeps its place in line; its receipt stays valid until someone receives it.
     for (let entry = this.leases.peek(); entry !== undefined && entry.key <= now; entry = this.leases.peek()) {
       this.leases.pop();
       entry.state = "ready";
-      rekey(this.ready, entry, entry.seq);
+      this.ready.rekey(entry, entry.seq);
     }
   }
 
@@ -353,7 +353,7 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
       entry.attempt++;
       entry.receipt = ++this.receipts;
       entry.state = "leased";
-      rekey(this.leases, entry, leaseUntil);
+      this.leases.rekey(entry, leaseUntil);
       deliveries.push(this.deliveryOf(entry, leaseUntil));
     }
     this.schedule();

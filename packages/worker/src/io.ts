@@ -1,5 +1,6 @@
 import { type Clock, TimeoutError } from "@tranche/core";
 import PQueue from "p-queue";
+import { Deadlines } from "./deadlines.js";
 import { type TransportOperation, TransportOperationError } from "./errors.js";
 import type { ResolvedWorkerOptions } from "./options.js";
 
@@ -19,6 +20,8 @@ interface Waker {
  */
 export class Io {
   private readonly queue: PQueue;
+  /** `ioTimeout` of every try here and of the worker's receives. */
+  readonly deadlines: Deadlines;
   /** Every pending try and backoff sleep, woken by `stop()`. */
   private wakers: Waker | undefined = undefined;
   private stopped = false;
@@ -29,6 +32,7 @@ export class Io {
     private readonly onError: (error: TransportOperationError) => void,
   ) {
     this.queue = new PQueue({ concurrency: options.ioConcurrency });
+    this.deadlines = new Deadlines(clock, options.ioTimeout);
   }
 
   /** Calls queued or running. */
@@ -86,9 +90,10 @@ export class Io {
     });
   }
 
-  /** No more tries: retry loops give up, pending sleeps and timeout races end now. */
+  /** No more tries: retry loops give up, pending sleeps and timeout races end now, and the timeout timer goes once no call is left. */
   stop(): void {
     this.stopped = true;
+    this.deadlines.close();
     while (this.wakers !== undefined) {
       const waker = this.wakers;
       this.unwatch(waker);
@@ -128,14 +133,14 @@ export class Io {
       const end = (outcome: true | { error: unknown } | typeof STOPPED) => {
         if (over) return;
         over = true;
-        this.clock.clearTimer(timer);
+        this.deadlines.end(deadline);
         if (waker !== undefined) this.unwatch(waker);
         resolve(outcome);
       };
-      const { ioTimeout } = this.options;
-      const timer = this.clock.setTimer(this.clock.now() + ioTimeout, () =>
-        end({ error: new TimeoutError(ioTimeout, `[tranche/worker] transport call did not settle within ${ioTimeout} ms`) }),
-      );
+      const deadline = this.deadlines.start(() => {
+        const { ioTimeout } = this.options;
+        end({ error: new TimeoutError(ioTimeout, `[tranche/worker] transport call did not settle within ${ioTimeout} ms`) });
+      });
       const waker = ignoreStop ? undefined : this.watch(() => end(STOPPED));
       let pending: Promise<unknown>;
       try {

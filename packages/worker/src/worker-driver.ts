@@ -230,7 +230,7 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
       let over = false;
       const end = (value: Delivery<T>[] | { error: unknown }) => {
         over = true;
-        this.clock.clearTimer(timer);
+        this.io.deadlines.end(deadline);
         this.endReceive = undefined;
         resolve(value);
       };
@@ -239,9 +239,8 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
         return;
       }
       this.endReceive = () => end([]);
-      const { ioTimeout } = this.own;
-      const timer = this.clock.setTimer(this.clock.now() + ioTimeout, () =>
-        end({ error: new Error(`[tranche/worker] receive did not settle within ${ioTimeout} ms`) }),
+      const deadline = this.io.deadlines.start(() =>
+        end({ error: new Error(`[tranche/worker] receive did not settle within ${this.own.ioTimeout} ms`) }),
       );
       let pending: Promise<Delivery<T>[]>;
       try {

@@ -1,0 +1,80 @@
+import type { Clock } from "@tranche/core";
+
+/** A call under way that fails if it has not settled by `at` (epoch ms): a node of the list of `Deadlines`. */
+export interface Deadline {
+  readonly at: number;
+  readonly expire: () => void;
+  prev: Deadline | undefined;
+  next: Deadline | undefined;
+  /** Still in the list: neither ended nor expired. */
+  live: boolean;
+}
+
+/**
+ * The `ioTimeout` of every transport call of a worker, on one timer instead of one per call.
+ *
+ * All calls get the same timeout, so they fall due in the order they start: a FIFO list keeps
+ * them in deadline order, and the timer only ever waits for the oldest. A call that settles
+ * leaves the list in O(1) and leaves the timer alone; when the timer fires, it expires what is
+ * due and waits again for the oldest left. Arming and clearing a Node timer for each receive and
+ * each ack cost more than the rest of a batch's transport bookkeeping.
+ *
+ * While the worker runs, the timer may stay armed with nothing in the list (until it fires, at
+ * most `timeout` later); after `close()` it goes as soon as the list is empty, so a closed
+ * worker keeps no process alive.
+ */
+export class Deadlines {
+  private head: Deadline | undefined = undefined;
+  private tail: Deadline | undefined = undefined;
+  private timer: unknown = undefined;
+  private closed = false;
+  private readonly fire = (): void => {
+    this.timer = undefined;
+    const now = this.clock.now();
+    for (let node = this.head; node !== undefined && node.at <= now; node = this.head) {
+      this.end(node);
+      node.expire();
+    }
+    if (this.head !== undefined) this.timer = this.clock.setTimer(this.head.at, this.fire);
+  };
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly timeout: number,
+  ) {}
+
+  /** Starts the clock of a call: `expire` runs if `end` has not been called within the timeout. */
+  start(expire: () => void): Deadline {
+    const node: Deadline = { at: this.clock.now() + this.timeout, expire, prev: this.tail, next: undefined, live: true };
+    if (this.tail === undefined) this.head = node;
+    else this.tail.next = node;
+    this.tail = node;
+    if (this.timer === undefined) this.timer = this.clock.setTimer(node.at, this.fire);
+    return node;
+  }
+
+  /** The call settled in time (or expired): it leaves the list. Later calls for it do nothing. */
+  end(node: Deadline): void {
+    if (!node.live) return;
+    node.live = false;
+    const { prev, next } = node;
+    if (prev === undefined) this.head = next;
+    else prev.next = next;
+    if (next === undefined) this.tail = prev;
+    else next.prev = prev;
+    node.prev = node.next = undefined;
+    if (this.closed && this.head === undefined) this.disarm();
+  }
+
+  /** From now on the timer is cleared whenever no call is left. */
+  close(): void {
+    this.closed = true;
+    if (this.head === undefined) this.disarm();
+  }
+
+  private disarm(): void {
+    if (this.timer === undefined) return;
+    this.clock.clearTimer(this.timer);
+    this.timer = undefined;
+  }
+}
