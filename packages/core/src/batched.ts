@@ -248,6 +248,19 @@ class Driver<T, R> extends BatchDriver<T, R, Request<T, R>> {
     this.settled(batcher._acked(flight, acked));
   }
 
+  /** Nothing returned: the unsettled requests resolve with `undefined`, counted once for the batch. */
+  protected override ackRest(flight: Flight<T>, requests: readonly Request<T, R>[]): void {
+    const batcher = this.batcher;
+    let acked = 0;
+    for (const request of requests) {
+      if (!batcher._release(request, flight)) continue;
+      acked++;
+      request.resolve(undefined);
+      if (request.merged !== undefined) for (const other of request.merged) other.resolve(undefined);
+    }
+    this.settled(batcher._acked(flight, acked));
+  }
+
   protected requeue(request: Request<T, R>, notBefore: number, now: number): void {
     const flight = request._flight as Flight<T>;
     const result = this.batcher._retry(request, notBefore, now);

@@ -651,16 +651,24 @@ export class Batcher<T> {
     }
 
     const start = group.head;
-    const entries = group.queue.slice(start, start + count);
-    group.head = start + count;
-    if (group.head === group.queue.length) {
-      // A fresh array, not `length = 0`: a long-lived array sits in old space, and every
-      // young entry pushed into it costs a write barrier and survives the next scavenge.
+    let entries: Entry<T>[];
+    if (start === 0 && count === group.queue.length) {
+      // The whole queue is the batch (a full one, the usual case): hand the array over
+      // rather than copy it. A fresh array follows, not `length = 0`: a long-lived array sits
+      // in old space, and every young entry pushed into it costs a write barrier and survives
+      // the next scavenge.
+      entries = group.queue;
       group.queue = [];
-      group.head = 0;
-    } else if (group.head > 1024 && group.head * 2 > group.queue.length) {
-      group.queue = group.queue.slice(group.head);
-      group.head = 0;
+    } else {
+      entries = group.queue.slice(start, start + count);
+      group.head = start + count;
+      if (group.head === group.queue.length) {
+        group.queue = [];
+        group.head = 0;
+      } else if (group.head > 1024 && group.head * 2 > group.queue.length) {
+        group.queue = group.queue.slice(group.head);
+        group.head = 0;
+      }
     }
 
     const flight = new Flight<T>(`${++this.batchNo}`, reason, group.key, entries, this.batchNo);

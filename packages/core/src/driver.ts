@@ -279,7 +279,7 @@ export abstract class BatchDriver<T, R, Q extends DriverItem<T, R>> {
     this.finish(flight, context);
     const entries = flight._entries as Q[];
     if (value === undefined) {
-      for (const request of entries) if (this.owns(flight, request)) this.ack(request, undefined);
+      this.ackRest(flight, entries);
       return;
     }
     const requests = flight.items as unknown as (Q | RetriedRequest<T, R>)[];
@@ -289,6 +289,14 @@ export abstract class BatchDriver<T, R, Q extends DriverItem<T, R>> {
     }
     const error = new BatchResultError(value, requests.length);
     for (const request of entries) if (this.owns(flight, request)) this.fail(request, error);
+  }
+
+  /**
+   * The handler returned nothing: acks every request of the batch it has not settled. A driver
+   * may override this to ack them at once (`Batcher._release` each, then one `Batcher._acked`).
+   */
+  protected ackRest(flight: Flight<T>, entries: readonly Q[]): void {
+    for (const request of entries) if (this.owns(flight, request)) this.ack(request, undefined);
   }
 
   /**

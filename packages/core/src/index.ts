@@ -1,5 +1,5 @@
 export { Batcher } from "./batcher.js";
-export type { AddResult, Batch, BatcherStats, Coalesced, Item, NewItem } from "./batcher.js";
+export type { AddResult, Batch, BatcherStats, Coalesced, Flight, Item, NewItem } from "./batcher.js";
 export { batched } from "./batched.js";
 export type { BatchOptions, Batched, BatchedStats, CallOptions } from "./batched.js";
 export { BatchDriver, DriverRequest } from "./driver.js";

@@ -375,6 +375,27 @@ describe("dedupeKey and coalesce", () => {
     expect(await Promise.all([a, b, c])).toEqual([30, 30, 30]);
   });
 
+  it("a handler that returns nothing resolves every merged caller, and leaves what it settled itself alone", async () => {
+    const { clock, fn } = setup<{ key: string; v: number }, number>({ dedupeKey, flushInterval: 100 }, (requests) => {
+      requests.find((r) => r.payload.key === "settled")!.ack(7);
+    });
+    const a = track(fn({ key: "k", v: 1 }));
+    const b = track(fn({ key: "k", v: 2 }));
+    const settled = track(fn({ key: "settled", v: 3 }));
+    const alsoSettled = track(fn({ key: "settled", v: 4 }));
+    await clock.advance(100);
+    expect([a, b]).toMatchObject([
+      { state: "fulfilled", value: undefined },
+      { state: "fulfilled", value: undefined },
+    ]);
+    expect([settled, alsoSettled]).toMatchObject([
+      { state: "fulfilled", value: 7 },
+      { state: "fulfilled", value: 7 },
+    ]);
+    expect(fn.stats.items).toMatchObject({ accepted: 2, coalesced: 2, acked: 2 });
+    expect(fn.stats.inFlightBatches).toBe(0);
+  });
+
   it("every merged caller gets the survivor's failure", async () => {
     const boom = new Error("boom");
     const { clock, fn } = setup<{ key: string; v: number }>({ dedupeKey, flushInterval: 100 }, (requests) => requests.map(() => boom));

@@ -6,6 +6,7 @@ import {
   ClosedError,
   type Delivery,
   DriverRequest,
+  type Flight,
   RetriesExhaustedError,
   type Transport,
 } from "@tranche/core";
@@ -170,6 +171,20 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
     item.value = result;
     record.acked[record.ackedCount++] = item;
     if (freed) this.complete(record);
+  }
+
+  /** Nothing returned: the unsettled items are acked together, counted once for the batch. */
+  protected override ackRest(flight: Flight<T>, items: readonly WorkItem<T, R>[]): void {
+    const batcher = this.batcher;
+    let record: BatchRecord<T, R> | undefined;
+    let acked = 0;
+    for (const item of items) {
+      if (!batcher._release(item, flight)) continue;
+      record = item.batch as BatchRecord<T, R>;
+      record.acked[record.ackedCount++] = item;
+      acked++;
+    }
+    if (record !== undefined && batcher._acked(flight, acked)) this.complete(record);
   }
 
   fail(item: WorkItem<T, R>, error: unknown): void {
