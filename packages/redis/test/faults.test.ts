@@ -67,11 +67,14 @@ describe("fault tolerance with real processes", () => {
     const ids = await producer.sendMany(Array.from({ length: total }, (_, i) => i));
     await producer.close();
     const env = { MIN_IDLE: "3000", FLUSH_EVERY: "250" };
+    // The victim starts first and alone: two others started with it can drain all 20,000 items
+    // before its third batch (300 ms a batch), and then it has nothing in flight to lose.
     const victim = start(server, stream, "victim", { ...env, HOLD_MS: "300" });
-    const others = [start(server, stream, "w1", env), start(server, stream, "w2", env)];
-    await Promise.all([victim, ...others].map((w) => w.said("ready")));
+    await victim.said("ready");
     await eventually("the victim's third batch", () => victim.batches >= 3);
-    victim.child.kill("SIGKILL"); // within its 300 ms hold: mid-batch
+    const others = [start(server, stream, "w1", env), start(server, stream, "w2", env)];
+    await Promise.all(others.map((w) => w.said("ready")));
+    victim.child.kill("SIGKILL"); // within a 300 ms hold, with more batches buffered: mid-batch
     await victim.exited;
     const inFlight = await pendingItemIds(redis, key, "victim");
     expect(inFlight.size).toBeGreaterThan(0);
