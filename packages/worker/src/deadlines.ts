@@ -27,13 +27,20 @@ export class Deadlines {
   private head: Deadline | undefined = undefined;
   private tail: Deadline | undefined = undefined;
   private timer: unknown = undefined;
+  /** Expiring what is due: a call started meanwhile waits for the re-arm at the end. */
+  private firing = false;
   private closed = false;
   private readonly fire = (): void => {
     this.timer = undefined;
-    const now = this.clock.now();
-    for (let node = this.head; node !== undefined && node.at <= now; node = this.head) {
-      this.end(node);
-      node.expire();
+    this.firing = true;
+    try {
+      const now = this.clock.now();
+      for (let node = this.head; node !== undefined && node.at <= now; node = this.head) {
+        this.end(node);
+        node.expire();
+      }
+    } finally {
+      this.firing = false;
     }
     if (this.head !== undefined) this.timer = this.clock.setTimer(this.head.at, this.fire);
   };
@@ -49,7 +56,7 @@ export class Deadlines {
     if (this.tail === undefined) this.head = node;
     else this.tail.next = node;
     this.tail = node;
-    if (this.timer === undefined) this.timer = this.clock.setTimer(node.at, this.fire);
+    if (this.timer === undefined && !this.firing) this.timer = this.clock.setTimer(node.at, this.fire);
     return node;
   }
 

@@ -48,6 +48,21 @@ describe("Deadlines", () => {
     expect(armed()).toBeLessThanOrEqual(6);
   });
 
+  it("a call started while expiring others is timed too, on the same single timer", async () => {
+    const { clock } = countingClock();
+    const deadlines = new Deadlines(clock, 100);
+    const expired: string[] = [];
+    deadlines.start(() => {
+      expired.push(`first@${clock.now()}`);
+      deadlines.start(() => expired.push(`retry@${clock.now()}`)); // a caller that tries again at once
+    });
+    await clock.advance(100);
+    expect(expired).toEqual(["first@1100"]);
+    expect(clock.pendingTimers).toBe(1);
+    await clock.advance(100);
+    expect(expired).toEqual(["first@1100", "retry@1200"]);
+  });
+
   it("after close, clears the timer as soon as no call is left, so a closed worker keeps no process alive", async () => {
     const { clock } = countingClock();
     const deadlines = new Deadlines(clock, 100);
