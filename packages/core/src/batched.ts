@@ -73,6 +73,18 @@ class Request<T, R> extends Entry<T> implements DriverItem<T, R> {
   }
 }
 
+/** Settles a caller and the callers merged into it (`dedupeKey`) with `value`. */
+function resolveAll<T, R>(request: Request<T, R>, value: R | undefined): void {
+  request.resolve(value);
+  if (request.merged !== undefined) for (const other of request.merged) other.resolve(value);
+}
+
+/** Rejects a caller and the callers merged into it. */
+function rejectAll<T, R>(request: Request<T, R>, reason: unknown): void {
+  request.reject(reason);
+  if (request.merged !== undefined) for (const other of request.merged) other.reject(reason);
+}
+
 class Driver<T, R> extends BatchDriver<T, R, Request<T, R>> {
   private readonly onFull: "wait" | "reject";
   private timer: unknown = undefined;
@@ -202,15 +214,13 @@ class Driver<T, R> extends BatchDriver<T, R, Request<T, R>> {
 
   ack(request: Request<T, R>, result: R | undefined): void {
     const freed = this.batcher._ack(request);
-    request.resolve(result);
-    if (request.merged !== undefined) for (const other of request.merged) other.resolve(result);
+    resolveAll(request, result);
     this.settled(freed);
   }
 
   fail(request: Request<T, R>, error: unknown): void {
     const freed = this.batcher._fail(request);
-    request.reject(error);
-    if (request.merged !== undefined) for (const other of request.merged) other.reject(error);
+    rejectAll(request, error);
     this.settled(freed);
   }
 
@@ -241,8 +251,7 @@ class Driver<T, R> extends BatchDriver<T, R, Request<T, R>> {
         else this.ack(request, result as R);
       } else if (batcher._release(request, flight)) {
         acked++;
-        request.resolve(result);
-        if (request.merged !== undefined) for (const other of request.merged) other.resolve(result);
+        resolveAll(request, result);
       }
     }
     this.settled(batcher._acked(flight, acked));
@@ -255,8 +264,7 @@ class Driver<T, R> extends BatchDriver<T, R, Request<T, R>> {
     for (const request of requests) {
       if (!batcher._release(request, flight)) continue;
       acked++;
-      request.resolve(undefined);
-      if (request.merged !== undefined) for (const other of request.merged) other.resolve(undefined);
+      resolveAll(request, undefined);
     }
     this.settled(batcher._acked(flight, acked));
   }
@@ -391,11 +399,7 @@ class Driver<T, R> extends BatchDriver<T, R, Request<T, R>> {
     waiting.queue = [];
     waiting.notBefore = [];
     waiting.head = 0;
-    for (const entry of this.batcher.evict(now) as Request<T, R>[]) {
-      const reason = error();
-      entry.reject(reason);
-      if (entry.merged !== undefined) for (const other of entry.merged) other.reject(reason);
-    }
+    for (const entry of this.batcher.evict(now) as Request<T, R>[]) rejectAll(entry, error());
     this.abandonFlights(error, (request, reason) => this.fail(request, reason));
     this.progress();
   }

@@ -1,13 +1,10 @@
 import type { Clock } from "@tranche/core";
+import { type Link, LinkedList } from "./linked-list.js";
 
 /** A call under way that fails if it has not settled by `at` (epoch ms): a node of the list of `Deadlines`. */
-export interface Deadline {
+export interface Deadline extends Link<Deadline> {
   readonly at: number;
   readonly expire: () => void;
-  prev: Deadline | undefined;
-  next: Deadline | undefined;
-  /** Still in the list: neither ended nor expired. */
-  live: boolean;
 }
 
 /**
@@ -25,8 +22,8 @@ export interface Deadline {
  * worker keeps no process alive.
  */
 export class Deadlines {
-  private head: Deadline | undefined = undefined;
-  private tail: Deadline | undefined = undefined;
+  /** Calls under way, oldest (due first) at the head. */
+  private readonly calls = new LinkedList<Deadline>();
   private timer: unknown = undefined;
   /** Expiring what is due: a call started meanwhile waits for the re-arm at the end. */
   private firing = false;
@@ -36,14 +33,15 @@ export class Deadlines {
     this.firing = true;
     try {
       const now = this.clock.now();
-      for (let node = this.head; node !== undefined && node.at <= now; node = this.head) {
+      for (let node = this.calls.head; node !== undefined && node.at <= now; node = this.calls.head) {
         this.end(node);
         node.expire();
       }
     } finally {
       this.firing = false;
     }
-    if (this.head !== undefined) this.timer = this.clock.setTimer(this.head.at, this.fire);
+    const oldest = this.calls.head;
+    if (oldest !== undefined) this.timer = this.clock.setTimer(oldest.at, this.fire);
   };
 
   constructor(
@@ -53,31 +51,20 @@ export class Deadlines {
 
   /** Starts the clock of a call: `expire` runs if `end` has not been called within the timeout. */
   start(expire: () => void): Deadline {
-    const node: Deadline = { at: this.clock.now() + this.timeout, expire, prev: this.tail, next: undefined, live: true };
-    if (this.tail === undefined) this.head = node;
-    else this.tail.next = node;
-    this.tail = node;
+    const node = this.calls.push({ at: this.clock.now() + this.timeout, expire, prev: undefined, next: undefined });
     if (this.timer === undefined && !this.firing) this.timer = this.clock.setTimer(node.at, this.fire);
     return node;
   }
 
   /** The call settled in time (or expired): it leaves the list. Later calls for it do nothing. */
   end(node: Deadline): void {
-    if (!node.live) return;
-    node.live = false;
-    const { prev, next } = node;
-    if (prev === undefined) this.head = next;
-    else prev.next = next;
-    if (next === undefined) this.tail = prev;
-    else next.prev = prev;
-    node.prev = node.next = undefined;
-    if (this.closed && this.head === undefined) this.disarm();
+    if (this.calls.remove(node) && this.closed && this.calls.head === undefined) this.disarm();
   }
 
   /** From now on the timer is cleared whenever no call is left. */
   close(): void {
     this.closed = true;
-    if (this.head === undefined) this.disarm();
+    if (this.calls.head === undefined) this.disarm();
   }
 
   private disarm(): void {

@@ -2,15 +2,14 @@ import { type Clock, TimeoutError } from "@tranche/core";
 import PQueue from "p-queue";
 import { Deadlines } from "./deadlines.js";
 import { type TransportOperation, TransportOperationError } from "./errors.js";
+import { type Link, LinkedList } from "./linked-list.js";
 import type { ResolvedWorkerOptions } from "./options.js";
 
 const STOPPED = Symbol("stopped");
 
-/** A pending sleep or try that `stop()` must end: a node of an intrusive list (no hashing per call). */
-interface Waker {
+/** A pending sleep or try that `stop()` must end: a node of a linked list (no hashing per call). */
+interface Waker extends Link<Waker> {
   wake: () => void;
-  prev: Waker | undefined;
-  next: Waker | undefined;
 }
 
 /**
@@ -23,7 +22,7 @@ export class Io {
   /** `ioTimeout` of every try here and of the worker's receives. */
   readonly deadlines: Deadlines;
   /** Every pending try and backoff sleep, woken by `stop()`. */
-  private wakers: Waker | undefined = undefined;
+  private readonly wakers = new LinkedList<Waker>();
   private stopped = false;
 
   constructor(
@@ -84,7 +83,7 @@ export class Io {
         resolve(STOPPED);
       });
       const timer = this.clock.setTimer(this.clock.now() + ms, () => {
-        this.unwatch(waker);
+        this.wakers.remove(waker);
         resolve();
       });
     });
@@ -94,27 +93,14 @@ export class Io {
   stop(): void {
     this.stopped = true;
     this.deadlines.close();
-    while (this.wakers !== undefined) {
-      const waker = this.wakers;
-      this.unwatch(waker);
+    for (let waker = this.wakers.head; waker !== undefined; waker = this.wakers.head) {
+      this.wakers.remove(waker);
       waker.wake();
     }
   }
 
   private watch(wake: () => void): Waker {
-    const waker: Waker = { wake, prev: undefined, next: this.wakers };
-    if (this.wakers !== undefined) this.wakers.prev = waker;
-    this.wakers = waker;
-    return waker;
-  }
-
-  private unwatch(waker: Waker): void {
-    const { prev, next } = waker;
-    if (prev !== undefined) prev.next = next;
-    else if (this.wakers === waker) this.wakers = next;
-    else return; // not watched any more
-    if (next !== undefined) next.prev = prev;
-    waker.prev = waker.next = undefined;
+    return this.wakers.push({ wake, prev: undefined, next: undefined });
   }
 
   get isStopped(): boolean {
@@ -134,7 +120,7 @@ export class Io {
         if (over) return;
         over = true;
         this.deadlines.end(deadline);
-        if (waker !== undefined) this.unwatch(waker);
+        if (waker !== undefined) this.wakers.remove(waker);
         resolve(outcome);
       };
       const deadline = this.deadlines.start(() => {

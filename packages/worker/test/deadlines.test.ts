@@ -78,7 +78,14 @@ describe("Deadlines", () => {
     const hung = deadlines.start(() => (expired = true));
     await clock.advance(100);
     expect(expired).toBe(true);
-    expect(hung.live).toBe(false);
+    expect(clock.pendingTimers).toBe(0);
+    // The expired call has left the list: ending it again touches neither the list nor the timer.
+    let nextExpired = false;
+    deadlines.start(() => (nextExpired = true));
+    deadlines.end(hung);
+    expect(clock.pendingTimers).toBe(1);
+    await clock.advance(100);
+    expect(nextExpired).toBe(true);
     expect(clock.pendingTimers).toBe(0);
   });
 });
