@@ -98,3 +98,22 @@ export class DecodeError extends TrancheError {
     super(options?.message ?? `[tranche/core] cannot decode payload: ${String((options?.cause as Error | undefined)?.message ?? options?.cause ?? "invalid data")}`, options);
   }
 }
+
+/**
+ * A transport or result-store call failed at the broker or on the way to it. `retryable` says
+ * whether the same call may succeed if tried again: connection errors, timeouts, throttling and
+ * server errors are; encoding errors, size limits, permissions and invalid arguments are not.
+ * A `Worker` tries a retryable call again with a capped backoff and takes the operation's
+ * fallback for one that is not (see the worker's README, "Faults"). `cause` is the broker
+ * client's own error.
+ */
+export class TransportError extends TrancheError {
+  override readonly name = "TransportError";
+  /** Whether trying the same call again may succeed. */
+  readonly retryable: boolean;
+
+  constructor(message: string, options: { retryable: boolean; cause?: unknown }) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.retryable = options.retryable;
+  }
+}

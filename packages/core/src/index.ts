@@ -18,6 +18,7 @@ export {
   SettledError,
   TimeoutError,
   TrancheError,
+  TransportError,
 } from "./errors.js";
 export { Heap } from "./heap.js";
 export { backoffDelay, resolveOptions } from "./options.js";

@@ -16,6 +16,13 @@ export interface Delivery<T> {
   readonly payload: T;
   /** Deliveries of this item so far, this one included (1 on the first). */
   readonly attempt: number;
+  /**
+   * Times the item was retried (`Transport.retry`) before this delivery: handler runs that
+   * ended with a retry. The other `attempt - 1 - retries` deliveries ended without an outcome
+   * (a worker crash, a lease expiry, a release). `undefined` when the transport cannot tell;
+   * a `Worker` then counts every delivery as a try.
+   */
+  readonly retries?: number;
   /** Epoch ms before which the item must not run; a worker holds it until then. */
   readonly notBefore?: number;
   /** Epoch ms at which the transport may hand the item to another consumer. */
@@ -32,7 +39,17 @@ export interface SendOptions {
   delay?: number;
 }
 
-/** A queue that feeds a `Worker`: at-least-once, one outcome per delivery. */
+/**
+ * A queue that feeds a `Worker`: at-least-once, one outcome per delivery.
+ *
+ * Faults: a call rejects with a `TransportError` (`retryable` or not, with the client's error as
+ * `cause`) when the broker or the way to it fails, with `ClosedError` after `close()`, and with
+ * `TypeError` for an invalid argument. Every call may be repeated when its outcome was not seen
+ * (an error, a timeout, a lost reply): state changes only once the broker confirms, a repeated
+ * `ack`, `retry`, `deadLetter` or `release` reaches the broker or is a proven no-op, and a
+ * repeated dead letter is written once. Calls fail within a bounded time while the broker is
+ * unreachable (no queueing forever) and `close()` resolves while it is down.
+ */
 export interface Transport<T> {
   readonly name: string;
   readonly capabilities: TransportCapabilities;
@@ -44,13 +61,19 @@ export interface Transport<T> {
   receive(max: number, signal: AbortSignal): Promise<Delivery<T>[]>;
   /** Remove deliveries for good. Bulk and idempotent. */
   ack(deliveries: Delivery<T>[]): Promise<void>;
-  /** Deliver again, not before `notBefore` (epoch ms), with `attempt + 1`. Durable where the broker allows. */
+  /**
+   * Deliver again, not before `notBefore` (epoch ms), with `attempt + 1` and `retries + 1`.
+   * Durable where the broker allows; `notBefore` travels with the message.
+   */
   retry(delivery: Delivery<T>, notBefore: number): Promise<void>;
   /** Move to the dead letters with `reason`; never delivered again. */
   deadLetter(delivery: Delivery<T>, reason: Error): Promise<void>;
   /** Renew the lease of deliveries until `until` (epoch ms). */
   extend?(deliveries: Delivery<T>[], until: number): Promise<void>;
-  /** Give deliveries back for immediate redelivery (shutdown without draining). */
+  /**
+   * Give deliveries back for immediate redelivery (shutdown without draining). Where the broker
+   * allows, a release does not count as a delivery: the next one has the same `attempt`.
+   */
   release(deliveries: Delivery<T>[]): Promise<void>;
   close(): Promise<void>;
 }
