@@ -206,12 +206,20 @@ export abstract class BatchDriver<T, R, Q extends DriverItem<T, R>> {
     if (!this.batcher._inFlight(request)) throw new SettledError(request.id);
     if (delay !== undefined) delay = checkMs("delay", delay);
     const { attempts, backoff } = this.batcher.options;
-    if (request.attempt >= attempts) {
+    if (this.tries(request) >= attempts) {
       this.fail(request, cause !== undefined ? cause : new RetriesExhaustedError(request.id, attempts));
       return;
     }
     const now = this.clock.now();
     this.requeue(request, now + (delay ?? backoffDelay(backoff, request.attempt)), now);
+  }
+
+  /**
+   * Tries of a request so far, this one included, as `retry.attempts` counts them: its
+   * `attempt` here; a driver whose deliveries can end without a try (a Worker) counts otherwise.
+   */
+  protected tries(request: Q): number {
+    return request.attempt;
   }
 
   /** After an add or retry returned `"coalesced"`: the merged request follows the survivor's outcome. */

@@ -1,4 +1,4 @@
-import { ClosedError, checkInteger, checkMs, checkTime, decodeWith, jsonCodec, systemClock } from "@tranche/core";
+import { ClosedError, TransportError, checkInteger, checkMs, checkTime, decodeWith, jsonCodec, systemClock } from "@tranche/core";
 import type { Clock, Codec, Delivery, SendOptions, Transport, TransportCapabilities } from "@tranche/core";
 import { type HeapNode, KeyedHeap } from "./keyed-heap.js";
 import { PREFIX, checkClock, checkOptionsObject, invalid, unref } from "./options.js";
@@ -26,6 +26,8 @@ export interface MemoryDeadLetter<T> {
   readonly raw: string | Uint8Array;
   /** Deliveries of the item before it was dead-lettered. */
   readonly attempt: number;
+  /** Retries of the item before it was dead-lettered (handler runs that ended with a retry). */
+  readonly retries: number;
   readonly reason: Error;
   /** The `DecodeError` when the bytes could not be decoded. */
   readonly error?: Error;
@@ -50,8 +52,10 @@ interface Entry extends HeapNode {
   readonly id: string;
   raw: string | Uint8Array;
   state: State;
-  /** Deliveries so far. */
+  /** Deliveries so far; a release takes its delivery back. */
   attempt: number;
+  /** `retry` calls so far. */
+  retries: number;
   notBefore: number | undefined;
   /** Receipt of the newest delivery while that delivery may still settle the item; 0 when none. */
   receipt: number;
@@ -118,7 +122,7 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
 
   async send(payload: T, options?: SendOptions): Promise<string> {
     this.assertOpen();
-    const id = this.insert(this.codec.encode(payload), options);
+    const id = this.insert(this.encode(payload), options);
     this.changed();
     return id;
   }
@@ -127,7 +131,7 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
   async sendMany(payloads: T[], options?: { delay?: number }): Promise<string[]> {
     this.assertOpen();
     if (!Array.isArray(payloads)) invalid("payloads", "an array", payloads);
-    const raws = payloads.map((payload) => this.codec.encode(payload));
+    const raws = payloads.map((payload) => this.encode(payload));
     const ids = raws.map((raw) => this.insert(raw, options));
     this.changed();
     return ids;
@@ -192,6 +196,7 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
     if (entry === undefined) return;
     this.detach(entry);
     entry.receipt = 0;
+    entry.retries++;
     entry.notBefore = notBefore;
     entry.seq = ++this.seq;
     this.place(entry, this.clock.now());
@@ -211,6 +216,7 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
       payload: "payload" in decoded ? decoded.payload : undefined,
       raw: entry.raw,
       attempt: entry.attempt,
+      retries: entry.retries,
       reason,
       ...("error" in decoded ? { error: decoded.error } : {}),
       at: this.clock.now(),
@@ -235,12 +241,16 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
     this.schedule();
   }
 
-  /** Gives deliveries back for immediate redelivery, ahead of messages sent after them. */
+  /**
+   * Gives deliveries back for immediate redelivery, ahead of messages sent after them. A release
+   * does not count as a delivery: the next one has the same `attempt`.
+   */
   async release(deliveries: Delivery<T>[]): Promise<void> {
     this.assertOpen();
     for (const entry of this.held(deliveries)) {
       this.detach(entry);
       entry.receipt = 0;
+      entry.attempt--;
       entry.state = "ready";
       this.ready.rekey(entry, entry.seq);
     }
@@ -272,6 +282,15 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
     if (this.closed) throw new ClosedError("[tranche/memory] transport is closed");
   }
 
+  /** The codec's bytes of a payload; a payload it cannot encode is an error no retry can mend. */
+  private encode(payload: T): string | Uint8Array {
+    try {
+      return this.codec.encode(payload);
+    } catch (error) {
+      throw new TransportError(`[tranche/memory] cannot encode payload: ${(error as Error | undefined)?.message ?? String(error)}`, { retryable: false, cause: error });
+    }
+  }
+
   private insert(raw: string | Uint8Array, options: SendOptions | undefined): string {
     const o = checkOptionsObject(options) as SendOptions;
     if (o.id !== undefined && (typeof o.id !== "string" || o.id === "")) invalid("id", "a non-empty string", o.id);
@@ -280,7 +299,7 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
     const id = o.id ?? globalThis.crypto.randomUUID();
     let entry = this.entries.get(id);
     if (entry === undefined) {
-      entry = { id, raw, state: "ready", attempt: 0, notBefore: undefined, receipt: 0, key: 0, seq: 0, heapIndex: -1 };
+      entry = { id, raw, state: "ready", attempt: 0, retries: 0, notBefore: undefined, receipt: 0, key: 0, seq: 0, heapIndex: -1 };
       this.entries.set(id, entry);
     } else {
       // Re-sending an id re-enqueues that item: a delivery still out for it can no longer settle it.
@@ -364,8 +383,8 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
     const decoded = decodeWith(this.codec, entry.raw);
     const delivery: Delivery<T> =
       "payload" in decoded
-        ? { id: entry.id, payload: decoded.payload, attempt: entry.attempt, leaseUntil }
-        : { id: entry.id, payload: undefined as T, attempt: entry.attempt, leaseUntil, error: decoded.error };
+        ? { id: entry.id, payload: decoded.payload, attempt: entry.attempt, retries: entry.retries, leaseUntil }
+        : { id: entry.id, payload: undefined as T, attempt: entry.attempt, retries: entry.retries, leaseUntil, error: decoded.error };
     if (entry.notBefore !== undefined) (delivery as { notBefore?: number }).notBefore = entry.notBefore;
     Object.defineProperty(delivery, RECEIPT, { value: entry.receipt });
     return delivery;

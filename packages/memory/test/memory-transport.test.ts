@@ -1,4 +1,4 @@
-import { ClosedError, DecodeError } from "@tranche/core";
+import { ClosedError, DecodeError, TransportError } from "@tranche/core";
 import type { Delivery } from "@tranche/core";
 import { SimulatedClock } from "@tranche/core/testing";
 import { describe, expect, it } from "vitest";
@@ -221,14 +221,14 @@ describe("MemoryTransport", () => {
     expect((await transport.receive(1, signal)).map((d) => d.attempt)).toEqual([2]);
   });
 
-  it("release gives deliveries back at once, ahead of later messages", async () => {
+  it("release gives deliveries back at once, ahead of later messages, without counting a delivery", async () => {
     const { transport, signal } = setup();
     await transport.sendMany(["a", "b"]);
     const [a] = (await transport.receive(1, signal)) as [Delivery<unknown>];
     await transport.send("c");
     await transport.release([a]);
     expect((await transport.receive(10, signal)).map((d) => [d.payload, d.attempt])).toEqual([
-      ["a", 2],
+      ["a", 1],
       ["b", 1],
       ["c", 1],
     ]);
@@ -240,7 +240,7 @@ describe("MemoryTransport", () => {
     const deliveries = await transport.receive(1, signal);
     const waiting = transport.receive(1, signal);
     await transport.release(deliveries);
-    expect((await waiting).map((d) => d.attempt)).toEqual([2]);
+    expect((await waiting).map((d) => d.attempt)).toEqual([1]);
     expect(clock.now()).toBe(T0);
   });
 
@@ -252,7 +252,27 @@ describe("MemoryTransport", () => {
     await transport.deadLetter(delivery, reason);
     await clock.advance(10_000);
     expect(await transport.receive(1, signal)).toEqual([]);
-    expect(transport.deadLetters()).toEqual([{ id, payload: { n: 1 }, raw: '{"n":1}', attempt: 1, reason, at: T0 }]);
+    expect(transport.deadLetters()).toEqual([{ id, payload: { n: 1 }, raw: '{"n":1}', attempt: 1, retries: 0, reason, at: T0 }]);
+  });
+
+  it("retry carries retries + 1 with the item; a lease expiry carries it unchanged", async () => {
+    const { clock, transport, signal } = setup({ visibilityTimeout: 1000 });
+    await transport.send("r");
+    const [first] = (await transport.receive(1, signal)) as [Delivery<unknown>];
+    expect(first).toMatchObject({ attempt: 1, retries: 0 });
+    await transport.retry(first, clock.now());
+    const [second] = (await transport.receive(1, signal)) as [Delivery<unknown>];
+    expect(second).toMatchObject({ attempt: 2, retries: 1 });
+    await clock.advance(1000);
+    expect(await transport.receive(1, signal)).toEqual([expect.objectContaining({ attempt: 3, retries: 1 })]);
+  });
+
+  it("a payload the codec cannot encode is refused with a non-retryable TransportError, and nothing is sent", async () => {
+    const { transport } = setup();
+    const error = await transport.sendMany([1, 10n as unknown as number]).catch((e: unknown) => e);
+    expect(TransportError.isInstance(error)).toBe(true);
+    expect(error).toMatchObject({ retryable: false, message: expect.stringContaining("[tranche/memory] cannot encode payload") });
+    expect(transport.stats).toMatchObject({ ready: 0 });
   });
 
   it("re-sending an id re-enqueues that item with the new payload and voids the old delivery", async () => {

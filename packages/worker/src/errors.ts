@@ -1,22 +1,60 @@
-import { TrancheError } from "@tranche/core";
+import { ClosedError, TrancheError, TransportError } from "@tranche/core";
 
 /** What the worker was doing when a transport or result-store call failed. */
 export type TransportOperation = "receive" | "ack" | "retry" | "deadLetter" | "extend" | "release" | "close" | "results.set";
 
 /**
+ * Whether a failed call may succeed if tried again: a `TransportError` says so itself; a
+ * `ClosedError` (the transport was closed under the worker) never does; anything else is
+ * taken for a passing fault, and is retried within `ioMaxRetryTime`.
+ */
+export function isRetryable(error: unknown): boolean {
+  if (TransportError.isInstance(error)) return (error as TransportError).retryable;
+  return !ClosedError.isInstance(error);
+}
+
+/**
  * A transport (or result-store) call threw, rejected or did not settle within `ioTimeout`.
- * Emitted as the worker's `"error"` event; the worker tries the call again after a backoff
- * (receive, ack, retry, deadLetter, results.set) or at the next renewal (extend), and keeps running.
+ * Emitted as the worker's `"error"` event, with the transport's error as `cause`. When
+ * `retrying` is true the worker tries the call again after a backoff; when false it took the
+ * operation's fallback (see the README, "Faults") and keeps running.
  */
 export class TransportOperationError extends TrancheError {
   override readonly name = "TransportOperationError";
+  /** Whether the cause is a passing fault (see `isRetryable`). */
+  readonly retryable: boolean;
+  /** Whether the worker tries this call again. */
+  readonly retrying: boolean;
 
   constructor(
     readonly operation: TransportOperation,
     /** Tries of this call so far, this one included. */
     readonly tries: number,
     cause: unknown,
+    options: { retryable?: boolean; retrying?: boolean } = {},
   ) {
-    super(`[tranche/worker] ${operation} failed (try ${tries}): ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    const retryable = options.retryable ?? isRetryable(cause);
+    const retrying = options.retrying ?? retryable;
+    const next = retrying ? "trying again" : retryable ? "giving up" : "not retryable";
+    super(`[tranche/worker] ${operation} failed (try ${tries}, ${next}): ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.retryable = retryable;
+    this.retrying = retrying;
+  }
+}
+
+/** An item was delivered more than `maxDeliveries` times: it goes to the dead letters without running again. */
+export class DeliveryLimitError extends TrancheError {
+  override readonly name = "DeliveryLimitError";
+
+  constructor(
+    readonly id: string,
+    /** Deliveries of the item, this one included. */
+    readonly deliveries: number,
+    /** Handler runs of the item that ended with a retry; `undefined` when the transport cannot tell. */
+    readonly retries: number | undefined,
+    readonly maxDeliveries: number,
+  ) {
+    const runs = retries === undefined ? "" : `, ${retries} handler run${retries === 1 ? "" : "s"} ended with a retry`;
+    super(`[tranche/worker] item ${JSON.stringify(id)} was delivered ${deliveries} times${runs}; maxDeliveries is ${maxDeliveries}`);
   }
 }

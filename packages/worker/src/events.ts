@@ -35,7 +35,10 @@ export interface RetryEvent {
 /** An item goes to the dead letters, never to be delivered again. */
 export interface DeadLetterEvent {
   readonly id: string;
+  /** Deliveries of the item, this one included. */
   readonly attempt: number;
+  /** Handler runs of the item, this one included when it ran; `undefined` when the transport cannot tell. */
+  readonly runs: number | undefined;
   readonly reason: Error;
 }
 
@@ -45,7 +48,7 @@ export interface WorkerEvents {
   settled: [event: SettledEvent];
   retry: [event: RetryEvent];
   deadLetter: [event: DeadLetterEvent];
-  /** A transport or result-store call failed; the worker tries again and keeps running. */
+  /** A transport or result-store call failed; the worker tries again or takes its fallback (`error.retrying`), and keeps running. */
   error: [error: TransportOperationError];
   /** The worker holds nothing any more (it had something before). */
   idle: [];

@@ -3,5 +3,5 @@ export type { CloseOptions } from "./worker.js";
 export type { WorkerStats } from "./worker-driver.js";
 export type { WorkerOptions } from "./options.js";
 export type { DeadLetterEvent, FlushEvent, RetryEvent, SettledEvent, WorkerEvents } from "./events.js";
-export { TransportOperationError } from "./errors.js";
+export { DeliveryLimitError, TransportOperationError, isRetryable } from "./errors.js";
 export type { TransportOperation } from "./errors.js";

@@ -1,7 +1,7 @@
 import { type Clock, TimeoutError } from "@tranche/core";
 import PQueue from "p-queue";
 import { Deadlines } from "./deadlines.js";
-import { type TransportOperation, TransportOperationError } from "./errors.js";
+import { type TransportOperation, TransportOperationError, isRetryable } from "./errors.js";
 import { type Link, LinkedList } from "./linked-list.js";
 import type { ResolvedWorkerOptions } from "./options.js";
 
@@ -12,10 +12,15 @@ interface Waker extends Link<Waker> {
   wake: () => void;
 }
 
+/** How a call run by `Io.run` ended: done, given up (its fallback is the caller's), or cut short by `stop()`. */
+export type CallResult = "ok" | "failed" | "stopped";
+
 /**
- * Transport calls of one worker: at most `ioConcurrency` at once (p-queue), each try
- * bounded by `ioTimeout`, failed tries reported and tried again after a capped exponential
- * backoff on the worker's clock — until `stop()`, after which nothing is tried again.
+ * Transport calls of one worker: at most `ioConcurrency` tries at once (p-queue), each bounded
+ * by `ioTimeout`. A try that fails is reported; a retryable failure is tried again after a
+ * capped exponential backoff on the worker's clock, waiting outside the slots so a failing call
+ * never holds one, for at most `ioMaxRetryTime`; a non-retryable one is not tried again. After
+ * `stop()` nothing is tried again.
  */
 export class Io {
   private readonly queue: PQueue;
@@ -40,30 +45,39 @@ export class Io {
   }
 
   /**
-   * Runs `call` until a try succeeds. Resolves `true` then, `false` if `stop()` came first
-   * (the deliveries it was for are left to the transport's lease: at least once, never lost).
+   * Runs `call` until a try succeeds (`"ok"`), a try fails with a non-retryable error or the
+   * retryable ones last past `ioMaxRetryTime` (`"failed"`), or `stop()` comes first (`"stopped"`).
+   * The deliveries a call that did not succeed was for are the caller's to let go of: the broker
+   * hands them out again (at least once, never lost).
    */
-  run(operation: TransportOperation, call: () => Promise<unknown>): Promise<boolean> {
-    return this.queue.add(async () => {
-      for (let tries = 1; ; tries++) {
-        if (this.stopped) return false;
-        const outcome = await this.attempt(call);
-        if (outcome === true) return true;
-        if (outcome === STOPPED) return false;
-        this.onError(new TransportOperationError(operation, tries, outcome.error));
-        if ((await this.sleep(this.backoff(tries))) === STOPPED) return false;
-      }
-    }) as Promise<boolean>;
+  async run(operation: TransportOperation, call: () => Promise<unknown>): Promise<CallResult> {
+    const started = this.clock.now();
+    for (let tries = 1; ; tries++) {
+      if (this.stopped) return "stopped";
+      const outcome = await (this.queue.add(() => this.attempt(call)) as Promise<true | { error: unknown } | typeof STOPPED>);
+      if (outcome === true) return "ok";
+      if (outcome === STOPPED) return "stopped";
+      const retryable = isRetryable(outcome.error);
+      const wait = this.backoff(tries);
+      const retrying = retryable && this.clock.now() + wait - started <= this.options.ioMaxRetryTime;
+      this.onError(new TransportOperationError(operation, tries, outcome.error, { retryable, retrying }));
+      if (!retrying) return "failed";
+      if ((await this.sleep(wait)) === STOPPED) return "stopped";
+    }
   }
 
-  /** One try of `call` outside the queue (receive, and releases after `stop()`), bounded by `ioTimeout`. */
-  async once<V>(operation: TransportOperation, call: () => Promise<V>, tries = 1): Promise<{ value: V } | { error: TransportOperationError }> {
+  /**
+   * One try of `call` outside the queue, bounded by `ioTimeout`: lease renewals (tried again at
+   * the next renewal when `retrying`), closing the transport, and calls after `stop()`.
+   */
+  async once<V>(operation: TransportOperation, call: () => Promise<V>, retrying = false): Promise<{ value: V } | { error: TransportOperationError }> {
     let value: V | undefined;
     const outcome = await this.attempt(async () => {
       value = await call();
     }, true);
     if (outcome === true) return { value: value as V };
-    const error = new TransportOperationError(operation, tries, outcome === STOPPED ? new TimeoutError(0, "[tranche/worker] stopped") : outcome.error);
+    const cause = outcome === STOPPED ? new TimeoutError(0, "[tranche/worker] stopped") : outcome.error;
+    const error = new TransportOperationError(operation, 1, cause, { retrying: retrying && isRetryable(cause) });
     this.onError(error);
     return { error };
   }
@@ -107,11 +121,6 @@ export class Io {
     return this.stopped;
   }
 
-  /** Resolves when every queued call has finished. */
-  idle(): Promise<void> {
-    return this.queue.onIdle();
-  }
-
   /** One try bounded by `ioTimeout`: `true`, the error it failed with, or `STOPPED`. */
   private attempt(call: () => Promise<unknown>, ignoreStop = false): Promise<true | { error: unknown } | typeof STOPPED> {
     return new Promise((resolve) => {
@@ -143,4 +152,4 @@ export class Io {
   }
 }
 
-export { STOPPED };
+

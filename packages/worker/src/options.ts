@@ -1,4 +1,4 @@
-import { type BatcherOptions, type ResultStore, checkInteger, invalidOption, resolveOptions } from "@tranche/core";
+import { type BatcherOptions, type ResultStore, checkInteger, checkMs, invalidOption, resolveOptions } from "@tranche/core";
 
 /** Options of `new Worker()`: the batching options of `@tranche/core` plus the worker's own. */
 export interface WorkerOptions<T> extends BatcherOptions<T> {
@@ -25,8 +25,27 @@ export interface WorkerOptions<T> extends BatcherOptions<T> {
    * `receive` wait (20 s for SQS long polling). @default 30_000
    */
   ioTimeout?: number;
-  /** Backoff between tries of a failed transport call: `delay × 2^(tries − 1)`, at most `maxDelay` (ms). @default { delay: 100, maxDelay: 10_000 } */
+  /**
+   * Backoff between tries of a call that failed with a retryable error: `delay × 2^(tries − 1)`,
+   * at most `maxDelay` (ms). The call waits outside the I/O slots. @default { delay: 100, maxDelay: 10_000 }
+   */
   ioBackoff?: { delay?: number; maxDelay?: number };
+  /**
+   * ms a call that keeps failing with retryable errors is tried for. After that the worker
+   * takes the operation's fallback: it lets go of the deliveries, which the broker hands out
+   * again at lease expiry (a retry is held until its `notBefore` first). Calls that fail with a
+   * non-retryable error take the fallback at once. @default 300_000
+   */
+  ioMaxRetryTime?: number;
+  /**
+   * Deliveries of one item after which the worker dead-letters it (`DeliveryLimitError`) instead
+   * of running it again: a guard against a message that crashes or stalls every worker that
+   * takes it. Deliveries that end without an outcome (a crash, a lease expiry, a release) never
+   * use up `retry.attempts`, which counts handler runs; only this bounds them. Brokers have their
+   * own bound too (SQS `maxReceiveCount`, JetStream `MaxDeliver`, RabbitMQ `x-delivery-limit`).
+   * @default Infinity
+   */
+  maxDeliveries?: number;
   /** Transport calls (ack, retry, deadLetter, extend, release, results.set) in flight at once. @default 8 */
   ioConcurrency?: number;
   /** Whether `close()` also closes the transport, once the worker has let go of everything. @default false */
@@ -41,6 +60,8 @@ export interface ResolvedWorkerOptions {
   readonly lease: number;
   readonly ioTimeout: number;
   readonly ioBackoff: { readonly delay: number; readonly maxDelay: number };
+  readonly ioMaxRetryTime: number;
+  readonly maxDeliveries: number;
   readonly ioConcurrency: number;
   readonly closeTransport: boolean;
 }
@@ -79,8 +100,10 @@ export function resolveWorkerOptions<T>(options: WorkerOptions<T> | undefined): 
   const delay = positiveMs("ioBackoff.delay", backoff.delay, 100);
   const maxDelay = positiveMs("ioBackoff.maxDelay", backoff.maxDelay, Math.max(10_000, delay));
   if (maxDelay < delay) invalid("ioBackoff.maxDelay", `a number of ms ≥ ioBackoff.delay (${delay})`, maxDelay);
+  const ioMaxRetryTime = o.ioMaxRetryTime === undefined ? 300_000 : checkMs("ioMaxRetryTime", o.ioMaxRetryTime, { allowInfinity: true, prefix: PREFIX });
+  const maxDeliveries = checkInteger("maxDeliveries", o.maxDeliveries === undefined ? Infinity : o.maxDeliveries, { min: 1, allowInfinity: true, prefix: PREFIX });
   const ioConcurrency = checkInteger("ioConcurrency", o.ioConcurrency ?? 8, { min: 1, prefix: PREFIX });
   const closeTransport = o.closeTransport ?? false;
   if (typeof closeTransport !== "boolean") invalid("closeTransport", "a boolean", closeTransport);
-  return { maxBuffered, results, resultTtl, lease, ioTimeout, ioBackoff: { delay, maxDelay }, ioConcurrency, closeTransport };
+  return { maxBuffered, results, resultTtl, lease, ioTimeout, ioBackoff: { delay, maxDelay }, ioMaxRetryTime, maxDeliveries, ioConcurrency, closeTransport };
 }

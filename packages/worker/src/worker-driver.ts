@@ -7,12 +7,14 @@ import {
   type Delivery,
   DriverRequest,
   type Flight,
+  type Outcome,
+  type ResultStore,
   RetriesExhaustedError,
   type Transport,
 } from "@tranche/core";
-import { type TransportOperation, TransportOperationError } from "./errors.js";
+import { DeliveryLimitError, type TransportOperation, TransportOperationError, isRetryable } from "./errors.js";
 import type { WorkerEvents } from "./events.js";
-import { Io } from "./io.js";
+import { type CallResult, Io } from "./io.js";
 import { type ResolvedWorkerOptions, type WorkerOptions, resolveWorkerOptions } from "./options.js";
 
 /** What `worker.stats` reports. */
@@ -80,6 +82,8 @@ class WorkItem<T, R> extends DriverRequest<T, R> {
   declare value: R | undefined;
   /** Its lease group while the worker holds it and renews its lease. */
   declare lease: LeaseGroup<T, R> | undefined;
+  /** Handler runs that ended with a retry, as the transport carried them, plus retries kept here. */
+  declare retries: number | undefined;
 
   constructor(driver: WorkerDriver<T, R>, delivery: Delivery<T>) {
     super(driver, delivery.payload, delivery.id, delivery.attempt);
@@ -87,7 +91,14 @@ class WorkItem<T, R> extends DriverRequest<T, R> {
     this.batch = undefined;
     this.value = undefined;
     this.lease = undefined;
+    this.retries = delivery.retries;
   }
+}
+
+/** The outcome stored instead of a result the store refuses for good. */
+function unstorable(reason: unknown): Outcome<never> {
+  const message = reason instanceof Error ? reason.message : String(reason);
+  return { ok: false, error: { name: "UnstorableResultError", message: `[tranche/worker] the result could not be stored: ${message}` } };
 }
 
 const toError = (value: unknown): Error => (value instanceof Error ? value : new Error(typeof value === "string" ? value : String(value)));
@@ -201,6 +212,11 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
     if (freed) this.complete(record);
   }
 
+  /** Handler runs so far, this one included: retries the transport carried, or else every delivery. */
+  protected override tries(item: WorkItem<T, R>): number {
+    return (item.retries === undefined ? item.attempt - 1 : item.retries) + 1;
+  }
+
   protected requeue(item: WorkItem<T, R>, notBefore: number): void {
     // The transport keeps the retry durably and redelivers it: the item leaves the worker.
     const record = item.batch as BatchRecord<T, R>;
@@ -225,7 +241,7 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
       const startedAt = this.clock.now();
       const received = await this.receive(max);
       if (!Array.isArray(received)) {
-        this.error(new TransportOperationError("receive", ++failures, received.error));
+        this.error(new TransportOperationError("receive", ++failures, received.error, { retrying: true }));
         await this.pause(this.io.backoff(failures));
         continue;
       }
@@ -302,6 +318,7 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
     this.idle = false;
     const now = this.clock.now();
     const { attempts } = this.batcher.options;
+    const { maxDeliveries } = this.own;
     const closed = this.batcher.isClosed;
     // Sized for every delivery (all carry a lease on a leasing transport), trimmed below.
     const group: LeaseGroup<T, R> | undefined = this.leasing
@@ -322,8 +339,12 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
         void this.deadLetter(item, toError(delivery.error));
         continue;
       }
-      if (delivery.attempt > attempts) {
+      if (this.tries(item) > attempts) {
         void this.deadLetter(item, new RetriesExhaustedError(delivery.id, attempts));
+        continue;
+      }
+      if (delivery.attempt > maxDeliveries) {
+        void this.deadLetter(item, new DeliveryLimitError(delivery.id, delivery.attempt, delivery.retries, maxDeliveries));
         continue;
       }
       let added;
@@ -422,27 +443,29 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
     return all;
   }
 
+  /**
+   * Stores the results (when a result store is set), then acks in one call. An item whose result
+   * the store could not take for a passing fault within `ioMaxRetryTime` is not acked: the
+   * broker hands it out again, and its result is stored then.
+   */
   private async ackAll(items: WorkItem<T, R>[]): Promise<void> {
     const all = this.withMerged(items);
-    const { results, resultTtl } = this.own;
-    if (results !== undefined) {
-      await this.call("results.set", () => Promise.all(all.map((item) => results.set(item.id, { ok: true, value: item.value }, resultTtl))));
+    const stored = this.own.results === undefined ? all : await this.store(all, (item) => ({ ok: true, value: item.value as R }));
+    if (stored.length > 0 && (await this.call("ack", () => this.transport.ack(stored.map((item) => item.delivery)))) === "ok") {
+      this.counts.acked += stored.length;
     }
-    if (await this.call("ack", () => this.transport.ack(all.map((item) => item.delivery)))) this.counts.acked += all.length;
     this.done(all);
   }
 
   private async deadLetter(item: WorkItem<T, R>, reason: Error): Promise<void> {
     const all = this.withMerged([item]);
-    for (const each of all) this.emit("deadLetter", { id: each.id, attempt: each.attempt, reason });
-    const { results, resultTtl } = this.own;
-    if (results !== undefined) {
-      const outcome = { ok: false, error: { name: reason.name, message: reason.message } } as const;
-      await this.call("results.set", () => Promise.all(all.map((each) => results.set(each.id, outcome, resultTtl))));
-    }
+    for (const each of all) this.emit("deadLetter", { id: each.id, attempt: each.attempt, runs: this.runs(each), reason });
+    const outcome = { ok: false, error: { name: reason.name, message: reason.message } } as const;
+    const stored = this.own.results === undefined ? all : await this.store(all, () => outcome);
+    // A dead letter that cannot be written is left to the broker: it hands the item out again.
     await Promise.all(
-      all.map(async (each) => {
-        if (await this.call("deadLetter", () => this.transport.deadLetter(each.delivery, reason))) this.counts.deadLettered++;
+      stored.map(async (each) => {
+        if ((await this.call("deadLetter", () => this.transport.deadLetter(each.delivery, reason))) === "ok") this.counts.deadLettered++;
       }),
     );
     this.done(all);
@@ -451,30 +474,100 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
   private async retryLater(item: WorkItem<T, R>, notBefore: number): Promise<void> {
     const all = this.withMerged([item]);
     for (const each of all) this.emit("retry", { id: each.id, attempt: each.attempt, notBefore });
+    const unscheduled: WorkItem<T, R>[] = [];
     await Promise.all(
       all.map(async (each) => {
-        if (await this.call("retry", () => this.transport.retry(each.delivery, notBefore))) this.counts.retried++;
+        const result = await this.call("retry", () => this.transport.retry(each.delivery, notBefore));
+        if (result === "ok") this.counts.retried++;
+        else if (result === "failed") unscheduled.push(each);
       }),
     );
-    this.done(all);
+    if (unscheduled.length === 0) {
+      this.done(all);
+      return;
+    }
+    this.done(all.filter((each) => !unscheduled.includes(each)));
+    for (const each of unscheduled) this.retryHere(each, notBefore);
+  }
+
+  /**
+   * A retry the transport could not schedule is kept by this worker: it holds the delivery (its
+   * lease renewed) and runs the item again itself, not before `notBefore`, as its next try.
+   */
+  private retryHere(item: WorkItem<T, R>, notBefore: number): void {
+    item.attempt++;
+    if (item.retries !== undefined) item.retries++;
+    let added;
+    try {
+      added = this.batcher._offer(item, this.clock.now(), notBefore, true);
+    } catch {
+      // Its callbacks accepted the same payload before: only a closed batcher can refuse it.
+      added = "full" as const;
+    }
+    if (added === "coalesced") this.attach(item);
+    else if (added === "full") void this.release([item]);
+    this.kick();
   }
 
   /** Gives held deliveries back to the transport for immediate redelivery. */
   private async release(items: WorkItem<T, R>[]): Promise<void> {
     const all = this.withMerged(items);
-    if (await this.call("release", () => this.transport.release(all.map((item) => item.delivery)))) this.counts.released += all.length;
+    if ((await this.call("release", () => this.transport.release(all.map((item) => item.delivery)))) === "ok") this.counts.released += all.length;
     this.done(all);
   }
 
   /** Gives back deliveries the worker never held (received late or beyond `max`). */
   private async giveBack(deliveries: Delivery<T>[]): Promise<void> {
-    if (await this.call("release", () => this.transport.release(deliveries))) this.counts.released += deliveries.length;
+    if ((await this.call("release", () => this.transport.release(deliveries))) === "ok") this.counts.released += deliveries.length;
   }
 
-  /** A call tried until it succeeds; after `close({ timeout })` gave up, tried once. */
-  private async call(operation: TransportOperation, fn: () => Promise<unknown>): Promise<boolean> {
+  /**
+   * Stores each item's outcome; resolves with the items the store has (or that it can never
+   * take). A result the store refuses for good (not serialisable, too large) is replaced by a
+   * failure outcome that says so, and the item is settled all the same. Items still failing for
+   * a passing fault when `ioMaxRetryTime` is over are left out.
+   */
+  private async store(items: WorkItem<T, R>[], outcomeOf: (item: WorkItem<T, R>) => Outcome<R>): Promise<WorkItem<T, R>[]> {
+    const { results, resultTtl } = this.own as { results: ResultStore<R>; resultTtl: number | undefined };
+    const stored: WorkItem<T, R>[] = [];
+    let pending = items.map((item) => ({ item, outcome: outcomeOf(item) }));
+    await this.call("results.set", async () => {
+      const again: typeof pending = [];
+      let failure: unknown;
+      for (let round = pending; round.length > 0; ) {
+        const settled = await Promise.allSettled(round.map(({ item, outcome }) => results.set(item.id, outcome, resultTtl)));
+        const refused: typeof pending = [];
+        settled.forEach((result, i) => {
+          const entry = round[i] as (typeof pending)[number];
+          if (result.status === "fulfilled") stored.push(entry.item);
+          else if (isRetryable(result.reason)) {
+            again.push(entry);
+            failure ??= result.reason;
+          } else {
+            this.error(new TransportOperationError("results.set", 1, result.reason, { retrying: false }));
+            // A failure outcome the store refuses too: the item is settled without one.
+            if (entry.outcome.ok) refused.push({ item: entry.item, outcome: unstorable(result.reason) });
+            else stored.push(entry.item);
+          }
+        });
+        round = refused;
+      }
+      pending = again;
+      if (again.length > 0) throw failure;
+    });
+    return stored;
+  }
+
+  /** A call tried until it succeeds or gives up; after `close({ timeout })` gave up, tried once. */
+  private async call(operation: TransportOperation, fn: () => Promise<unknown>): Promise<CallResult> {
     if (!this.io.isStopped) return this.io.run(operation, fn);
-    return "value" in (await this.io.once(operation, fn));
+    return "value" in (await this.io.once(operation, fn)) ? "ok" : "failed";
+  }
+
+  /** Handler runs of an item: its retries, and this delivery when it ran. */
+  private runs(item: WorkItem<T, R>): number | undefined {
+    const { retries } = item;
+    return retries === undefined ? undefined : retries + (item.batch === undefined ? 0 : 1);
   }
 
   /** The worker has let go of these deliveries (their transport call is over, or given up). */
@@ -556,7 +649,7 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
     }
     if (groups.length > 0) {
       const extend = this.transport.extend as NonNullable<Transport<T>["extend"]>;
-      void this.io.once("extend", () => extend.call(this.transport, due, until)).then((outcome) => {
+      void this.io.once("extend", () => extend.call(this.transport, due, until), true).then((outcome) => {
         const at = this.clock.now();
         const ok = "value" in outcome;
         if (ok) this.counts.extended += due.length;

@@ -182,7 +182,7 @@ describe("Worker under transport faults", () => {
           }
         },
       ),
-      { numRuns: 40 },
+      { numRuns: Number(process.env.FC_RUNS ?? 40) },
     );
   });
 });

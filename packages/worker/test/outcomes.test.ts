@@ -165,21 +165,6 @@ describe("Worker outcome mapping", () => {
     await s.worker.close();
   });
 
-  it("a delivery arriving with attempt > retry.attempts is dead-lettered without running", async () => {
-    // visibilityTimeout 1 s with no lease renewal: the first worker's delivery expires and comes back as attempt 2.
-    const s = setup<string>(() => new Promise(() => {}), { flushEvery: 1, flushInterval: 0, lease: 60_000 }, { visibilityTimeout: 1000 });
-    const [id] = await s.transport.sendMany(["x"]);
-    const first = await s.transport.receive(1, new AbortController().signal);
-    expect(first[0]?.attempt).toBe(1);
-    await s.clock.advance(1000);
-    await s.worker.start();
-    await s.clock.advance(0);
-    expect(s.calls).toHaveLength(0);
-    expect(s.transport.deadLetters()).toEqual([expect.objectContaining({ id, attempt: 2 })]);
-    expect(RetriesExhaustedError.isInstance(s.transport.deadLetters()[0]?.reason)).toBe(true);
-    await s.worker.close();
-  });
-
   it("settling a request twice throws SettledError to the handler", async () => {
     const thrown: unknown[] = [];
     const s = setup<string>(async (requests) => {

@@ -1,14 +1,17 @@
-import type { Delivery, SendOptions, Transport, TransportCapabilities } from "@tranche/core";
+import { type Delivery, type SendOptions, type Transport, type TransportCapabilities, TransportError } from "@tranche/core";
 
 export type Operation = "receive" | "ack" | "retry" | "deadLetter" | "extend" | "release";
 
 /**
  * How an injected fault behaves:
  * - `throw`: the call rejects without reaching the transport;
+ * - `throw-after`: the call reaches the transport, which does it, then rejects (a lost reply);
+ * - `refuse`: the call rejects with a non-retryable `TransportError` without reaching the transport;
+ * - `fail`: the call rejects with a plain `Error` (not a `TransportError`) without reaching the transport;
  * - `hang`: the call never settles and never reaches the transport (a lost request);
  * - `hang-after`: the call reaches the transport, which does it, but never settles (a lost reply).
  */
-export type FaultMode = "throw" | "hang" | "hang-after";
+export type FaultMode = "throw" | "throw-after" | "refuse" | "fail" | "hang" | "hang-after";
 
 /** One call as the worker made it, with the ids it was about and what became of it. */
 export interface CallRecord {
@@ -27,6 +30,7 @@ export interface CallRecord {
 export class FaultyTransport<T> implements Transport<T> {
   readonly calls: CallRecord[] = [];
   private readonly faults = new Map<Operation, { mode: FaultMode; count: number }[]>();
+  private readonly rules: { op: Operation; fault: (deliveries: Delivery<T>[]) => FaultMode | undefined }[] = [];
   private frozen = false;
 
   constructor(readonly inner: Transport<T>) {}
@@ -45,13 +49,18 @@ export class FaultyTransport<T> implements Transport<T> {
     this.faults.set(op, list);
   }
 
+  /** Every later call of `op` for which `fault` names a mode fails that way. */
+  injectWhen(op: Operation, fault: (deliveries: Delivery<T>[]) => FaultMode | undefined): void {
+    this.rules.push({ op, fault });
+  }
+
   freeze(): void {
     this.frozen = true;
   }
 
   /** Ids in successful (or `hang-after`) calls of `op`: those the transport carried out. */
   done(op: Operation): string[] {
-    return this.calls.filter((c) => c.op === op && (c.outcome === "ok" || c.outcome === "hang-after")).flatMap((c) => c.ids);
+    return this.calls.filter((c) => c.op === op && (c.outcome === "ok" || c.outcome === "hang-after" || c.outcome === "throw-after")).flatMap((c) => c.ids);
   }
 
   send(payload: T, options?: SendOptions): Promise<string> {
@@ -91,7 +100,7 @@ export class FaultyTransport<T> implements Transport<T> {
   }
 
   private through<V>(op: Operation, deliveries: Delivery<T>[], call: () => Promise<V>): Promise<V> {
-    const mode = this.frozen ? "hang" : this.take(op);
+    const mode = this.frozen ? "hang" : (this.rules.find((r) => r.op === op && r.fault(deliveries) !== undefined)?.fault(deliveries) ?? this.take(op));
     const record = (outcome: CallRecord["outcome"], ids = deliveries.map((d) => d.id)) =>
       this.calls.push({ op, ids, attempts: deliveries.map((d) => d.attempt), outcome });
     if (mode === undefined) {
@@ -108,7 +117,14 @@ export class FaultyTransport<T> implements Transport<T> {
       });
     }
     record(mode);
-    if (mode === "throw") return Promise.reject(new Error(`injected ${op} failure`));
+    if (mode === "throw") return Promise.reject(new TransportError(`injected ${op} failure`, { retryable: true }));
+    if (mode === "refuse") return Promise.reject(new TransportError(`injected ${op} refusal`, { retryable: false }));
+    if (mode === "fail") return Promise.reject(new Error(`injected ${op} error`));
+    if (mode === "throw-after") {
+      return call().then(() => {
+        throw new TransportError(`injected ${op} lost reply`, { retryable: true });
+      });
+    }
     if (mode === "hang-after") void call().catch(() => {});
     return new Promise<V>(() => {});
   }
