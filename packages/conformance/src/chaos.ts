@@ -8,6 +8,8 @@ import type { BatchHandler, Delivery, Transport } from "@tranche/core";
 export type ChaosEvent =
   /** The handler was handed the item. */
   | { readonly e: "run"; readonly id: string; readonly attempt: number; readonly t: number; readonly pid: number }
+  /** The handler returned (its outcomes go to the transport next). */
+  | { readonly e: "handled"; readonly ids: readonly string[]; readonly t: number; readonly pid: number }
   /** The worker asked the transport to retry the item, not before `notBefore`. */
   | { readonly e: "retrying"; readonly id: string; readonly notBefore: number; readonly t: number; readonly pid: number }
   | { readonly e: "ack"; readonly ids: readonly string[]; readonly t: number; readonly pid: number }
@@ -45,13 +47,15 @@ export function recordOutcomes<T>(transport: Transport<T>, record: Record): Tran
   };
 }
 
-/** The handler, with every item it is handed recorded first. */
+/** The handler, with every item it is handed recorded first, and the batch recorded again once the handler returned. */
 export function recordRuns<T, R>(handler: BatchHandler<T, R>, record: Record): BatchHandler<T, R> {
   const pid = process.pid;
-  return (requests, context) => {
+  return async (requests, context) => {
     const t = Date.now();
     for (const request of requests) record({ e: "run", id: request.id, attempt: request.attempt, t, pid });
-    return handler(requests, context);
+    const returned = await handler(requests, context);
+    record({ e: "handled", ids: requests.map((request) => request.id), t: Date.now(), pid });
+    return returned;
   };
 }
 
@@ -99,8 +103,13 @@ export interface ChaosFigures {
   readonly sent: number;
   /** Handler runs in all. */
   readonly runs: number;
-  /** Items with neither a confirmed ack nor a dead letter. */
+  /** Items with no confirmed ack, no dead letter, and no run whose handler returned. */
   readonly lost: number;
+  /**
+   * Items whose handler returned but whose outcome was never confirmed: settled by a call
+   * whose reply was lost (a killed worker's last ack). Fine when the broker is empty.
+   */
+  readonly unconfirmed: number;
   /** Runs beyond the first run and one run per confirmed retry. */
   readonly duplicates: number;
   /** Duplicates whose previous run had no confirmed outcome when they started. */
@@ -127,6 +136,8 @@ interface ItemLog {
   runs: number[];
   /** Confirmation times of acks and dead letters. */
   settled: number[];
+  /** Times the handler returned with the item. */
+  handled: number[];
   /** Confirmed retries. */
   retries: number[];
   /** Retries asked: `[asked at, notBefore]`. */
@@ -145,12 +156,13 @@ export function analyseChaos(input: ChaosInput): { figures: ChaosFigures; violat
   const logs = new Map<string, ItemLog>();
   const log = (id: string): ItemLog => {
     let entry = logs.get(id);
-    if (entry === undefined) logs.set(id, (entry = { runs: [], settled: [], retries: [], asked: [] }));
+    if (entry === undefined) logs.set(id, (entry = { runs: [], settled: [], handled: [], retries: [], asked: [] }));
     return entry;
   };
   for (const event of input.events) {
     if (event.e === "run") log(event.id).runs.push(event.t);
     else if (event.e === "ack") for (const id of event.ids) log(id).settled.push(event.t);
+    else if (event.e === "handled") for (const id of event.ids) log(id).handled.push(event.t);
     else if (event.e === "deadLetter") log(event.id).settled.push(event.t);
     else if (event.e === "retry") log(event.id).retries.push(event.t);
     else log(event.id).asked.push([event.t, event.notBefore]);
@@ -159,6 +171,7 @@ export function analyseChaos(input: ChaosInput): { figures: ChaosFigures; violat
   const lettered = new Set(input.deadLetters.map((letter) => letter.id));
   let runs = 0;
   let lost = 0;
+  let unconfirmed = 0;
   let duplicates = 0;
   let duplicatesInDoubt = 0;
   let retried = 0;
@@ -168,11 +181,12 @@ export function analyseChaos(input: ChaosInput): { figures: ChaosFigures; violat
   };
   for (const id of input.sent) {
     const item = logs.get(id);
-    if (item === undefined || (item.settled.length === 0 && !lettered.has(id))) {
+    if (item === undefined || (item.settled.length === 0 && !lettered.has(id) && item.handled.length === 0)) {
       lost++;
-      report(`${id}: lost (${item?.runs.length ?? 0} runs, never acked nor dead-lettered)`);
+      report(`${id}: lost (${item?.runs.length ?? 0} runs, none returned; never acked nor dead-lettered)`);
       continue;
     }
+    if (item.settled.length === 0 && !lettered.has(id)) unconfirmed++;
     const times = [...item.runs].sort((a, b) => a - b);
     runs += times.length;
     if (item.retries.length > 0) retried++;
@@ -220,6 +234,7 @@ export function analyseChaos(input: ChaosInput): { figures: ChaosFigures; violat
       sent,
       runs,
       lost,
+      unconfirmed,
       duplicates,
       duplicatesInDoubt,
       duplicateRate,
@@ -240,7 +255,7 @@ export function analyseChaos(input: ChaosInput): { figures: ChaosFigures; violat
 export function formatChaos(name: string, f: ChaosFigures): string {
   return [
     `chaos ${name}:`,
-    `  sent ${f.sent}, runs ${f.runs}, lost ${f.lost}`,
+    `  sent ${f.sent}, runs ${f.runs}, lost ${f.lost} (returned but unconfirmed ${f.unconfirmed})`,
     `  duplicates ${f.duplicates} (${(f.duplicateRate * 100).toFixed(2)} %), in doubt ${f.duplicatesInDoubt}`,
     `  retried ${f.retried}, runs before notBefore ${f.earlyRuns}`,
     `  dead letters ${f.deadLetters}: undecodable ${f.garbageDeadLettered}, other ${f.unexpectedDeadLetters}`,

@@ -1,5 +1,6 @@
 import { type Delivery, type Transport, type TransportCapabilities, invalidOption } from "@tranche/core";
 import { type ConformanceOptions, type ConformanceQueue, PREFIX } from "./options.js";
+import type { TcpProxy } from "./tcp-proxy.js";
 
 /** The suite's base lease and receive wait, in suite ms (scaled by `timeScale`). */
 export const BASE_LEASE = 1000;
@@ -31,6 +32,10 @@ export class CaseContext {
     readonly capabilities: TransportCapabilities,
     settings: { lease: number; wait: number },
     scale: number,
+    /** The suite's options. */
+    readonly options: ConformanceOptions,
+    /** Between the transports and their server, in the connection-fault cases. */
+    readonly proxy?: TcpProxy,
   ) {
     this.scale = scale;
     this.lease = settings.lease;
@@ -130,21 +135,25 @@ export class CaseContext {
   }
 }
 
-/** Makes the queue a case runs on, with the suite's settings (or a case's own). */
+/**
+ * Makes the queue a case runs on, with the suite's settings (or a case's own); with `proxy`, its
+ * transports connect through it.
+ */
 export async function openContext(
   options: ConformanceOptions,
   settings: { lease?: number; wait?: number } = {},
+  proxy?: TcpProxy,
 ): Promise<{ context: CaseContext; queue: ConformanceQueue }> {
   const scale = options.timeScale ?? 1;
   if (typeof scale !== "number" || !(scale > 0) || scale === Infinity) {
     throw invalidOption("timeScale", "a number > 0", scale, PREFIX);
   }
   const resolved = { lease: Math.round((settings.lease ?? BASE_LEASE) * scale), wait: Math.round((settings.wait ?? BASE_WAIT) * scale) };
-  const queue = await options.create(resolved);
+  const queue = await options.create(proxy === undefined ? resolved : { ...resolved, endpoint: { host: proxy.host, port: proxy.port } });
   try {
     const transport = await queue.connect();
     const capabilities = options.capabilities ?? transport.capabilities;
-    return { context: new CaseContext(queue, transport, capabilities, resolved, scale), queue };
+    return { context: new CaseContext(queue, transport, capabilities, resolved, scale, options, proxy), queue };
   } catch (error) {
     await queue.close();
     throw error;

@@ -3,7 +3,7 @@ import type { Transport } from "@tranche/core";
 import { expect } from "vitest";
 import { LEASE_TOLERANCE, openContext } from "./context.js";
 import type { CaseContext, Received } from "./context.js";
-import type { ConformanceOptions } from "./options.js";
+import { type ConformanceOptions, envRuns, envSeed } from "./options.js";
 
 /** A delivery the model still holds: it has not been acked, retried or released, nor redelivered. */
 interface Handle {
@@ -203,9 +203,9 @@ async function drain(model: Model, real: Real): Promise<void> {
 }
 
 export interface ModelCheckOptions {
-  /** Runs; @default options.modelRuns, else 100 on a simulated clock and 5 in real time. */
+  /** Runs; @default `FC_RUNS`, else options.modelRuns, else 100 on a simulated clock and 5 in real time. */
   runs?: number;
-  /** fast-check seed, to replay a failure. */
+  /** fast-check seed, to replay a failure; @default `FC_SEED` */
   seed?: number;
 }
 
@@ -218,7 +218,8 @@ export interface ModelCheckOptions {
  */
 export async function checkTransportModel(options: ConformanceOptions, check: ModelCheckOptions = {}): Promise<void> {
   const simulated = await isSimulated(options);
-  const runs = check.runs ?? options.modelRuns ?? (simulated ? 100 : 5);
+  const runs = check.runs ?? envRuns() ?? options.modelRuns ?? (simulated ? 100 : 5);
+  const seed = check.seed ?? envSeed();
   const delays = fc.constantFrom(0, 0, 300, 1500);
   const send = delays.map((delay) => new Send(delay));
   const receive = fc.tuple(fc.constantFrom(0, 1), fc.integer({ min: 1, max: 5 })).map(([consumer, max]) => new Receive(consumer, max));
@@ -251,7 +252,7 @@ export async function checkTransportModel(options: ConformanceOptions, check: Mo
       }
     }),
     // In real time a shrink replays minutes of sleeps: report the first failure as it is.
-    { numRuns: runs, endOnFailure: !simulated, includeErrorInReport: true, ...(check.seed === undefined ? {} : { seed: check.seed }) },
+    { numRuns: runs, endOnFailure: !simulated, includeErrorInReport: true, ...(seed === undefined ? {} : { seed }) },
   );
 }
 

@@ -1,4 +1,6 @@
-import type { Transport, TransportCapabilities } from "@tranche/core";
+import type { Clock, Transport, TransportCapabilities } from "@tranche/core";
+import type { Endpoint } from "./tcp-proxy.js";
+import type { WorkerConstructor } from "./worker-like.js";
 
 /** Message prefix of this package's errors. */
 export const PREFIX = "[tranche/conformance]";
@@ -23,23 +25,51 @@ export interface ConformanceQueue {
   /** The transport's epoch-ms time (`clock.now()`); `Date.now()` when absent. */
   now?(): number;
   /**
+   * The transport's `Clock`, which the suite hands to the `Worker`s it runs on the queue. Needed
+   * with `advance` (a worker on the system clock would not see simulated time pass).
+   */
+  clock?: Clock;
+  /**
    * The queue's dead letters, for transports that can list them (`MemoryTransport.deadLetters()`,
    * a DLQ stream or subject). When present, the suite checks that a dead-lettered item is there
-   * with its reason (the reason's message, or a text containing it).
+   * once, with its reason (the reason's message, or a text containing it) and, when given, the
+   * `attempt` and `retries` of the delivery that was dead-lettered.
    */
-  deadLetters?(): Promise<{ id: string; reason: string }[]>;
+  deadLetters?(): Promise<{ id: string; reason: string; attempt?: number; retries?: number }[]>;
   /** Closes every transport `connect` made and removes the queue. */
   close(): Promise<void>;
+}
+
+/** What `ConformanceOptions.create` is asked for. */
+export interface QueueSettings {
+  /** ms a delivery stays leased (visibility timeout, AckWait, reaper `minIdle`...), about. */
+  lease: number;
+  /** Longest ms a `receive` waits for a message, about. */
+  wait: number;
+  /**
+   * Where every transport `connect()` makes must connect instead of `server` (a `TcpProxy` the
+   * suite runs in front of it); given only to the connection-fault cases. `create`'s own setup
+   * (making the queue), `sendRaw`, `deadLetters` and `close` may use the server directly: they
+   * must work while the endpoint is cut.
+   */
+  endpoint?: Endpoint;
 }
 
 export interface ConformanceOptions {
   /** Shown in the `describe` title. */
   name: string;
   /**
-   * Makes a fresh, empty queue whose deliveries are leased for about `lease` ms (visibility
-   * timeout, AckWait, reaper `minIdle`...) and whose `receive` waits at most about `wait` ms.
+   * Makes a fresh, empty queue whose deliveries are leased for about `lease` ms and whose
+   * `receive` waits at most about `wait` ms, with its transports connecting to `endpoint` when
+   * given (see `QueueSettings`).
    */
-  create(settings: { lease: number; wait: number }): Promise<ConformanceQueue>;
+  create(settings: QueueSettings): Promise<ConformanceQueue>;
+  /**
+   * The transport's server (or a function that starts or finds it). With it, the
+   * connection-fault cases run: a `TcpProxy` between the transports and the server is cut,
+   * black-holed and healed. Without it (an in-process transport) they are skipped.
+   */
+  server?: Endpoint | (() => Endpoint | Promise<Endpoint>);
   /**
    * Real milliseconds per suite millisecond. The suite's base lease is 1 000 ms and its waits are a
    * few hundred ms; a transport whose lease cannot be that short (SQS visibility is whole seconds)
@@ -51,6 +81,25 @@ export interface ConformanceOptions {
    * matches, then skips by it (no lease cases without `lease`). @default what the transport declares
    */
   capabilities?: TransportCapabilities;
-  /** Runs of the model-based property test. @default 100 with `advance`, else 5 */
+  /** Runs of the model-based property test; `FC_RUNS` overrides it. @default 100 with `advance`, else 5 */
   modelRuns?: number;
+  /** Runs of the worker model under call faults; `FC_RUNS` overrides it. @default 1000 with `advance`, else 3 */
+  workerRuns?: number;
+  /** The `Worker` class the worker cases run. @default `Worker` from `@tranche/worker` */
+  Worker?: WorkerConstructor;
+}
+
+/** `FC_RUNS` from the environment when it is set (a number ≥ 1), else undefined. */
+export function envRuns(): number | undefined {
+  const raw = typeof process === "undefined" ? undefined : process.env.FC_RUNS;
+  if (raw === undefined || raw === "") return undefined;
+  const runs = Number(raw);
+  if (!Number.isInteger(runs) || runs < 1) throw new TypeError(`${PREFIX} Expected FC_RUNS to be an integer ≥ 1, got ${JSON.stringify(raw)}`);
+  return runs;
+}
+
+/** `FC_SEED` from the environment when it is set, to replay a failure. */
+export function envSeed(): number | undefined {
+  const raw = typeof process === "undefined" ? undefined : process.env.FC_SEED;
+  return raw === undefined || raw === "" ? undefined : Number(raw);
 }

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { type ChaosEvent, analyseChaos, fileRecorder, readEvents, recordOutcomes } from "../src/chaos.js";
+import { type ChaosEvent, analyseChaos, fileRecorder, readEvents, recordOutcomes, recordRuns } from "../src/chaos.js";
 
 const pid = 1;
 const run = (id: string, t: number): ChaosEvent => ({ e: "run", id, attempt: 1, t, pid });
@@ -25,6 +25,13 @@ describe("analyseChaos", () => {
     const { figures, violations } = analyseChaos({ ...base, sent, events });
     expect(figures.lost).toBe(1);
     expect(violations.join("\n")).toContain("i7: lost");
+  });
+
+  it("counts an item whose handler returned but whose ack was never confirmed as unconfirmed, not lost", () => {
+    const events = [...clean.filter((e) => !(e.e === "ack" && e.ids.includes("i7"))), { e: "handled", ids: ["i7"], t: 7.5, pid } as ChaosEvent];
+    const { figures, violations } = analyseChaos({ ...base, sent, events });
+    expect(violations).toEqual([]);
+    expect(figures).toMatchObject({ lost: 0, unconfirmed: 1 });
   });
 
   it("allows a re-run whose previous outcome was not confirmed, and rejects one after a confirmed ack", () => {
@@ -106,5 +113,17 @@ describe("recorders", () => {
     await recorded.ack([delivery]);
     await recorded.retry(delivery, 5);
     expect(events.map((e) => e.e)).toEqual(["ack", "retrying", "retry"]);
+  });
+
+  it("record a run when the handler gets an item, and the batch once it returned", async () => {
+    const events: ChaosEvent[] = [];
+    const handler = recordRuns<number, number>(async (requests) => {
+      expect(events.map((e) => e.e)).toEqual(["run", "run"]);
+      return requests.map((r) => r.payload);
+    }, (e) => events.push(e));
+    const request = (id: string) => ({ id, payload: 1, attempt: 1, enqueuedAt: 0, ack() {}, fail() {}, retry() {} });
+    await handler([request("a"), request("b")], { batchId: "1", reason: "count", signal: new AbortController().signal });
+    expect(events.map((e) => e.e)).toEqual(["run", "run", "handled"]);
+    expect(events[2]).toMatchObject({ ids: ["a", "b"] });
   });
 });

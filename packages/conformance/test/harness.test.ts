@@ -1,9 +1,10 @@
 import type { Delivery, Transport } from "@tranche/core";
 import { SimulatedClock } from "@tranche/core/testing";
 import { describe, expect, it } from "vitest";
-import { conformanceCases, describeTransportConformance, runConformanceCase } from "../src/index.js";
+import { checkWorkerModel, conformanceCases, describeTransportConformance, runConformanceCase } from "../src/index.js";
 import type { ConformanceOptions, ConformanceQueue } from "../src/index.js";
 import { openContext } from "../src/context.js";
+import { envRuns } from "../src/options.js";
 
 const capabilities = { maxReceive: 3, nativeDelay: true, lease: true, nativeDeadLetter: false };
 
@@ -85,5 +86,33 @@ describe("conformance harness", () => {
     expect(new Set(conformanceCases.map((c) => c.name)).size).toBe(conformanceCases.length);
     await expect(runConformanceCase({ name: "t", create: async () => emptyQueue(undefined, 0, []) }, "nope")).rejects.toThrow(/got "nope"/);
     expect(() => describeTransportConformance({ name: "t" } as ConformanceOptions)).toThrow(TypeError);
+  });
+
+  it("skips the connection cases, saying why, when the options give no server", async () => {
+    const options: ConformanceOptions = { name: "t", create: async ({ wait }) => emptyQueue(new SimulatedClock(), wait, []) };
+    const connection = conformanceCases.filter((c) => c.requires === "server");
+    expect(connection.length).toBe(3);
+    for (const c of connection) expect(await runConformanceCase(options, c.name)).toBe("skipped");
+  });
+
+  it("the worker model asks for the queue's clock when the queue has a simulated one", async () => {
+    const Worker = class {} as never;
+    const options: ConformanceOptions = { name: "t", Worker, create: async ({ wait }) => emptyQueue(new SimulatedClock(), wait, []) };
+    await expect(checkWorkerModel(options, { runs: 1 })).rejects.toThrow(/needs the queue's `clock`/);
+  });
+
+  it("FC_RUNS sets the runs when it is a whole number, and is refused otherwise", () => {
+    const saved = process.env.FC_RUNS;
+    try {
+      delete process.env.FC_RUNS;
+      expect(envRuns()).toBeUndefined();
+      process.env.FC_RUNS = "7";
+      expect(envRuns()).toBe(7);
+      process.env.FC_RUNS = "lots";
+      expect(() => envRuns()).toThrow(/FC_RUNS/);
+    } finally {
+      if (saved === undefined) delete process.env.FC_RUNS;
+      else process.env.FC_RUNS = saved;
+    }
   });
 });

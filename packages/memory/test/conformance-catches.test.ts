@@ -1,9 +1,9 @@
 // The conformance suite must be able to fail. Each transport below is a MemoryTransport with one
 // deliberate bug; the suite's own case functions (exported for this) run against it and must
 // reject. The same cases pass on the real MemoryTransport in conformance.test.ts.
-import { checkTransportModel, conformanceCases, runConformanceCase } from "@tranche/conformance";
+import { checkTransportModel, checkWorkerModel, conformanceCases, runConformanceCase } from "@tranche/conformance";
 import type { ConformanceOptions } from "@tranche/conformance";
-import type { Delivery } from "@tranche/core";
+import type { Delivery, SendOptions } from "@tranche/core";
 import { SimulatedClock } from "@tranche/core/testing";
 import { describe, expect, it } from "vitest";
 import { MemoryTransport } from "../src/index.js";
@@ -22,7 +22,8 @@ function suiteOn(Broken: Variant): ConformanceOptions {
         sendRaw: async (raw) => void (await transport.sendRaw(raw)),
         advance: (ms) => clock.advance(ms),
         now: () => clock.now(),
-        deadLetters: async () => transport.deadLetters().map((l) => ({ id: l.id, reason: l.reason.message })),
+        clock,
+        deadLetters: async () => transport.deadLetters().map((l) => ({ id: l.id, reason: l.reason.message, attempt: l.attempt, retries: l.retries })),
         close: () => transport.close(),
       };
     },
@@ -96,6 +97,70 @@ class OpenAfterClose extends MemoryTransport<unknown> {
   override async close(): Promise<void> {}
 }
 
+/** Writes a dead letter on every call, even for a delivery it dead-lettered already. */
+class DeadLetterWritesTwice extends MemoryTransport<unknown> {
+  private readonly written = new Map<string, { id: string; reason: Error; attempt: number; retries: number }[]>();
+  override async deadLetter(delivery: Delivery<unknown>, reason: Error): Promise<void> {
+    await super.deadLetter(delivery, reason);
+    const list = this.written.get(delivery.id) ?? [];
+    list.push({ id: delivery.id, reason, attempt: delivery.attempt, retries: delivery.retries ?? 0 });
+    this.written.set(delivery.id, list);
+  }
+  override deadLetters(): ReturnType<MemoryTransport<unknown>["deadLetters"]> {
+    return [...this.written.values()].flat() as unknown as ReturnType<MemoryTransport<unknown>["deadLetters"]>;
+  }
+}
+
+/** Reports every delivery with `retries` 0: retry does not carry the count. */
+class RetryForgetsRetries extends MemoryTransport<unknown> {
+  override async receive(max: number, signal: AbortSignal): Promise<Delivery<unknown>[]> {
+    return (await super.receive(max, signal)).map((d) => ({ ...d, retries: 0 }));
+  }
+}
+
+/** Counts every delivery as a retry: a release or a lease expiry raises `retries`. */
+class RetriesCountDeliveries extends MemoryTransport<unknown> {
+  override async receive(max: number, signal: AbortSignal): Promise<Delivery<unknown>[]> {
+    return (await super.receive(max, signal)).map((d) => ({ ...d, retries: d.attempt - 1 }));
+  }
+}
+
+/** Retries by re-sending the payload under its id (put back at once, notBefore lost) when the delivery no longer holds the item. */
+class RepeatedRetryResends extends MemoryTransport<unknown> {
+  override async retry(delivery: Delivery<unknown>, notBefore: number): Promise<void> {
+    const before = this.stats.delayed;
+    await super.retry(delivery, notBefore);
+    if (this.stats.delayed === before) await this.send(delivery.payload, { id: delivery.id });
+  }
+}
+
+/** A repeated ack or dead letter of a settled delivery rejects instead of being a no-op. */
+class RepeatRejects extends MemoryTransport<unknown> {
+  private readonly settled = new Set<string>();
+  override async ack(deliveries: Delivery<unknown>[]): Promise<void> {
+    for (const d of deliveries) if (this.settled.has(`${d.id}#${d.attempt}`)) throw new Error("unknown receipt");
+    await super.ack(deliveries);
+    for (const d of deliveries) this.settled.add(`${d.id}#${d.attempt}`);
+  }
+  override async deadLetter(delivery: Delivery<unknown>, reason: Error): Promise<void> {
+    if (this.settled.has(`${delivery.id}#${delivery.attempt}`)) throw new Error("unknown receipt");
+    await super.deadLetter(delivery, reason);
+    this.settled.add(`${delivery.id}#${delivery.attempt}`);
+  }
+}
+
+/** Lets the codec's own error out: not a TransportError, so a worker cannot tell it will never succeed. */
+class UnclassifiedEncodeError extends MemoryTransport<unknown> {
+  override async send(payload: unknown, options?: SendOptions): Promise<string> {
+    JSON.stringify(payload);
+    return super.send(payload, options);
+  }
+  override async sendMany(payloads: unknown[], options?: { delay?: number }): Promise<string[]> {
+    for (const payload of payloads) JSON.stringify(payload);
+    return super.sendMany(payloads, options);
+  }
+}
+
 describe("the conformance suite catches broken transports", () => {
   const caught: [Variant, string][] = [
     [AckDoesNothing, "ack removes the item"],
@@ -109,6 +174,16 @@ describe("the conformance suite catches broken transports", () => {
     [SwallowsGarbage, "undecodable message"],
     [RedeliversDeadLetters, "deadLetter is never redelivered"],
     [OpenAfterClose, "after close throws ClosedError"],
+    [DeadLetterWritesTwice, "a repeated deadLetter"],
+    [RetryForgetsRetries, "retry(d, notBefore)"],
+    [RetryForgetsRetries, "a repeated retry"],
+    [RetriesCountDeliveries, "retries counts retry calls"],
+    [RetriesCountDeliveries, "expired lease is redelivered"],
+    [RetriesAtOnce, "a repeated retry"],
+    [RepeatedRetryResends, "a repeated retry"],
+    [RepeatRejects, "a repeated ack"],
+    [RepeatRejects, "a repeated deadLetter"],
+    [UnclassifiedEncodeError, "cannot encode"],
   ];
   for (const [Broken, fragment] of caught) {
     it(`${Broken.name} fails "${fragment}…"`, async () => {
@@ -131,6 +206,19 @@ describe("the conformance suite catches broken transports", () => {
   for (const [Broken, message] of modelCatches) {
     it(`the model test catches ${Broken.name}`, async () => {
       await expect(checkTransportModel(suiteOn(Broken), { runs: 200 })).rejects.toThrow(message);
+    });
+  }
+
+  const workerModelCatches: [Variant, RegExp][] = [
+    [DeadLetterWritesTwice, /\(fail\) has 2 dead letters/],
+    [AckDoesNothing, /not drained|wedged/],
+    [RetriesAtOnce, /retry lower bound/],
+    [LosesMessages, /lost|wedged/],
+  ];
+  // A fixed seed: the run that fails must fail on the transport's bug, not on whatever a random one meets first.
+  for (const [Broken, message] of workerModelCatches) {
+    it(`the worker model catches ${Broken.name}`, async () => {
+      await expect(checkWorkerModel(suiteOn(Broken), { runs: 300, seed: 42 })).rejects.toThrow(message);
     });
   }
 });

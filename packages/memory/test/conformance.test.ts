@@ -12,7 +12,8 @@ describeTransportConformance({
       sendRaw: async (raw) => void (await transport.sendRaw(raw)),
       advance: (ms) => clock.advance(ms),
       now: () => clock.now(),
-      deadLetters: async () => transport.deadLetters().map((l) => ({ id: l.id, reason: l.reason.message })),
+      clock,
+      deadLetters: async () => transport.deadLetters().map((l) => ({ id: l.id, reason: l.reason.message, attempt: l.attempt, retries: l.retries })),
       close: () => transport.close(),
     };
   },

@@ -1,4 +1,7 @@
-import type { Delivery } from "@tranche/core";
+import { DecodeError, decodeWith } from "@tranche/core";
+import type { Codec, Delivery } from "@tranche/core";
+import type { RedisArgument } from "redis";
+import { PREFIX } from "./options.js";
 
 /**
  * A delivery from a Redis stream. `id` is the item id (stable across retries and re-sends);
@@ -16,6 +19,8 @@ export class RedisDelivery<T> implements Delivery<T> {
     readonly id: string,
     readonly payload: T,
     readonly attempt: number,
+    /** Handler runs of the item that ended with a retry, before this delivery. */
+    readonly retries: number,
     /** Stream entry id, e.g. `1718000000000-0`. */
     readonly entryId: string,
     /** Deliveries of this stream entry so far (`XPENDING`'s counter); generation of this handle. */
@@ -36,7 +41,81 @@ export class RedisDelivery<T> implements Delivery<T> {
 export function redisDelivery<T>(delivery: Delivery<T>): RedisDelivery<T> {
   const d = delivery as Partial<RedisDelivery<T>>;
   if (typeof d !== "object" || d === null || typeof d.entryId !== "string" || typeof d.deliveryCount !== "number") {
-    throw new TypeError(`[tranche/redis] Expected a delivery received from a RedisStreamsTransport, got ${JSON.stringify(d?.id ?? d)}`);
+    throw new TypeError(`${PREFIX} Expected a delivery received from a RedisStreamsTransport, got ${JSON.stringify(d?.id ?? d)}`);
   }
   return d as RedisDelivery<T>;
+}
+
+/** A whole number ≥ 0 from a field's bytes; 0 when absent or not one. */
+function count(value: Buffer | undefined): number {
+  if (value === undefined) return 0;
+  const n = Number(value.toString());
+  return Number.isSafeInteger(n) && n > 0 ? n : 0;
+}
+
+/**
+ * The delivery of stream entry `entryId` with `fields` (`id`, `payload`, and for re-added items
+ * `attempt` = deliveries before the entry, `retries`, `notBefore`), handed out `deliveryCount`
+ * times. An entry without `id` (another producer's) has its entry id as item id; one without
+ * `payload`, or with bytes the codec cannot decode, carries a `DecodeError`.
+ */
+export function deliveryOf<T>(codec: Codec<T>, entryId: string, fields: Buffer[], deliveryCount: number, leaseUntil: number): RedisDelivery<T> {
+  let id: Buffer | undefined;
+  let raw: Buffer | undefined;
+  let attempt: Buffer | undefined;
+  let retries: Buffer | undefined;
+  let notBefore: Buffer | undefined;
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const value = fields[i + 1]!;
+    switch (fields[i]!.toString()) {
+      case "id":
+        id = value;
+        break;
+      case "payload":
+        raw = value;
+        break;
+      case "attempt":
+        attempt = value;
+        break;
+      case "retries":
+        retries = value;
+        break;
+      case "notBefore":
+        notBefore = value;
+    }
+  }
+  const itemId = id?.toString() || entryId;
+  const tries = count(attempt) + deliveryCount;
+  const retried = count(retries);
+  const due = count(notBefore) || undefined;
+  if (raw === undefined) {
+    const error = new DecodeError(Buffer.alloc(0), { message: `${PREFIX} stream entry ${entryId} has no \`payload\` field` });
+    return new RedisDelivery<T>(itemId, undefined as T, tries, retried, entryId, deliveryCount, Buffer.alloc(0), leaseUntil, due, error);
+  }
+  const decoded = decodeWith(codec, raw);
+  return "payload" in decoded
+    ? new RedisDelivery<T>(itemId, decoded.payload, tries, retried, entryId, deliveryCount, raw, leaseUntil, due)
+    : new RedisDelivery<T>(itemId, undefined as T, tries, retried, entryId, deliveryCount, raw, leaseUntil, due, decoded.error);
+}
+
+/** An entry's flat `[name, value, …]` fields by name. */
+export function fieldsOf(fields: Buffer[]): Map<string, Buffer> {
+  const map = new Map<string, Buffer>();
+  for (let i = 0; i + 1 < fields.length; i += 2) map.set(fields[i]!.toString(), fields[i + 1]!);
+  return map;
+}
+
+/** A stream entry as a reply with blob strings as Buffers holds it; `null` fields for an entry deleted since. */
+export type Entry = [entryId: Buffer, fields: Buffer[] | null];
+
+/** Payload bytes as a command argument (a view of a `Uint8Array`, not a copy). */
+export function bytes(raw: string | Uint8Array): RedisArgument {
+  return typeof raw === "string" || Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+}
+
+/** The entries of an `XREADGROUP` reply on one stream: `[[name, entries]]` (RESP2) or `[name, entries]` (RESP3 map as array). */
+export function entriesOf(reply: unknown): Entry[] {
+  if (!Array.isArray(reply) || reply.length === 0) return [];
+  const first = reply[0] as unknown;
+  return (Array.isArray(first) ? (first[1] as Entry[]) : (reply[1] as Entry[])) ?? [];
 }

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { RedisArgument, TypeMapping } from "redis";
-import type { AnyRedisClient } from "./options.js";
+import type { Connection } from "./connection.js";
+import { replyCode } from "./errors.js";
 
 /**
  * The Lua scripts of the transport. Each one touches only keys of one hash tag (the stream's),
@@ -61,41 +62,57 @@ return { nextCursor, out }`,
 
   /**
    * Retry and release. KEYS: stream, schedule. ARGV: group, consumer, entryId, deliveryCount,
-   * itemId, attempt, notBefore, payload. If the handle still holds the entry: ack it and, in the
-   * same step, add the item again now (notBefore due) or put it in the schedule. Returns 1 when
-   * moved, 2 when scheduled, 0 for a stale handle.
+   * itemId, attempt, retries, notBefore, payload. If the handle still holds the entry: ack it and,
+   * in the same step, add the item again now (notBefore due) or put it in the schedule, with the
+   * `attempt` (deliveries before the next one) and `retries` given. Returns 1 when moved, 2 when
+   * scheduled, 0 for a stale handle: one reclaimed since, or one whose entry this very call
+   * already moved (a repeat after a lost reply).
    */
   requeue: `${HOLDS}
 ${NOW}
 if not holds(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
-if tonumber(ARGV[7]) <= now then
-  redis.call('XADD', KEYS[1], '*', 'id', ARGV[5], 'payload', ARGV[8], 'attempt', ARGV[6], 'notBefore', ARGV[7])
+if tonumber(ARGV[8]) <= now then
+  redis.call('XADD', KEYS[1], '*', 'id', ARGV[5], 'payload', ARGV[9], 'attempt', ARGV[6], 'retries', ARGV[7], 'notBefore', ARGV[8])
   return 1
 end
-redis.call('ZADD', KEYS[2], ARGV[7], cmsgpack.pack(ARGV[3], ARGV[5], ARGV[6], ARGV[7], ARGV[8]))
+redis.call('ZADD', KEYS[2], ARGV[8], cmsgpack.pack(ARGV[3], ARGV[5], ARGV[6], ARGV[8], ARGV[9], ARGV[7]))
 return 2`,
 
   /** Delayed sends. KEYS: schedule. ARGV: notBefore, then (token, itemId, payload) triples. */
   schedule: `for i = 2, #ARGV, 3 do
-  redis.call('ZADD', KEYS[1], ARGV[1], cmsgpack.pack(ARGV[i], ARGV[i + 1], '0', ARGV[1], ARGV[i + 2]))
+  redis.call('ZADD', KEYS[1], ARGV[1], cmsgpack.pack(ARGV[i], ARGV[i + 1], '0', ARGV[1], ARGV[i + 2], '0'))
 end
 return (#ARGV - 1) / 3`,
 
   /**
    * The mover. KEYS: stream, schedule. ARGV: limit. Adds every due scheduled item to the stream
-   * (with its id, attempt and notBefore) and removes it from the schedule, atomically.
+   * (with its id, attempt, retries and notBefore) and removes it from the schedule, atomically.
    * Returns { moved, score of the next scheduled item or false }.
    */
   move: `${NOW}
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 for _, m in ipairs(due) do
-  local _, id, attempt, notBefore, payload = cmsgpack.unpack(m)
-  redis.call('XADD', KEYS[1], '*', 'id', id, 'payload', payload, 'attempt', attempt, 'notBefore', notBefore)
+  local _, id, attempt, notBefore, payload, retries = cmsgpack.unpack(m)
+  redis.call('XADD', KEYS[1], '*', 'id', id, 'payload', payload, 'attempt', attempt, 'retries', retries or '0', 'notBefore', notBefore)
   redis.call('ZREM', KEYS[2], m)
 end
 local nextDue = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 return { #due, nextDue[2] or false }`,
+
+  /**
+   * Dead letter. KEYS: stream, dead-letter stream. ARGV: group, entryId, itemId, payload,
+   * attempt, retries, reason, reasonName. If the entry is still pending (for any consumer: a
+   * late dead letter is an outcome, as a late ack is), adds the dead letter and acks the entry in
+   * one step. Returns 1 when written, 0 when the entry is settled already: a repeat after a lost
+   * reply writes nothing.
+   */
+  deadLetter: `${NOW}
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if p[1] == nil then return 0 end
+redis.call('XADD', KEYS[2], '*', 'id', ARGV[3], 'payload', ARGV[4], 'attempt', ARGV[5], 'retries', ARGV[6], 'reason', ARGV[7], 'reasonName', ARGV[8], 'entry', ARGV[2], 'at', string.format('%d', now))
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return 1`,
 
   /**
    * Lease renewal. KEYS: stream. ARGV: group, consumer, deliveryTime (epoch ms), then
@@ -153,8 +170,9 @@ const shas = Object.fromEntries(
  * Runs a script by its SHA1, sending its source only when the server does not know it (first use,
  * or after a restart or `SCRIPT FLUSH`).
  */
-export async function runScript<R>(
-  client: AnyRedisClient,
+export function runScript<R>(
+  connection: Connection,
+  operation: string,
   name: ScriptName,
   keys: readonly RedisArgument[],
   args: readonly RedisArgument[],
@@ -162,10 +180,12 @@ export async function runScript<R>(
 ): Promise<R> {
   const tail = [String(keys.length), ...keys, ...args];
   const options = typeMapping === undefined ? undefined : { typeMapping };
-  try {
-    return await client.sendCommand<R>(["EVALSHA", shas[name], ...tail], options);
-  } catch (error) {
-    if (!String((error as Error | undefined)?.message).startsWith("NOSCRIPT")) throw error;
-    return client.sendCommand<R>(["EVAL", scripts[name], ...tail], options);
-  }
+  return connection.run(operation, async (client) => {
+    try {
+      return await client.sendCommand<R>(["EVALSHA", shas[name], ...tail], options);
+    } catch (error) {
+      if (replyCode(error) !== "NOSCRIPT") throw error;
+      return client.sendCommand<R>(["EVAL", scripts[name], ...tail], options);
+    }
+  });
 }

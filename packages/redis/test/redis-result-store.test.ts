@@ -1,10 +1,10 @@
-import { TimeoutError } from "@tranche/core";
+import { ClosedError, TimeoutError, TransportError } from "@tranche/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RedisResultStore } from "../src/index.js";
 import type { AnyRedisClient } from "../src/options.js";
 import { startRedisServer } from "../src/testing.js";
 import type { RedisServer } from "../src/testing.js";
-import { rawClient, sleep } from "./support/redis.js";
+import { eventually, rawClient, settleWithin, sleep } from "./support/redis.js";
 
 // Its own server: the no-polling test counts the server's GET calls.
 let server: RedisServer;
@@ -73,4 +73,56 @@ describe("RedisResultStore", () => {
     expect(() => new RedisResultStore({ url: server.url, ttl: 0 })).toThrow(/`ttl`.*got 0/);
     expect(() => new RedisResultStore({ url: server.url, prefix: "" })).toThrow(/`prefix`.*got ""/);
   });
+});
+
+describe("RedisResultStore under faults", () => {
+  it("set rejects an outcome that cannot be serialised at once, with a TransportError that is not retryable", async () => {
+    const start = Date.now();
+    const error = await store.set("big", { ok: true, value: 10n as unknown as number }).catch((e: unknown) => e);
+    expect(Date.now() - start).toBeLessThan(1000);
+    expect(TransportError.isInstance(error)).toBe(true);
+    expect((error as TransportError).retryable).toBe(false);
+    expect((error as Error).message).toMatch(/^\[tranche\/redis\] set failed: cannot encode the outcome of "big": .*BigInt/);
+    expect(await store.get("big")).toBeUndefined();
+  });
+
+  it("close rejects the waits in progress with ClosedError", async () => {
+    const own = new RedisResultStore<number>({ url: server.url });
+    const waiting = own.wait("closing").catch((e: unknown) => e);
+    await sleep(100);
+    await own.close();
+    expect(ClosedError.isInstance(await waiting)).toBe(true);
+  });
+
+  it("wait sees an outcome stored while its subscriber reconnects after a server restart (8 restarts)", async () => {
+    const own = await startRedisServer();
+    const waiter = new RedisResultStore<number>({ url: own.url });
+    let storedWhileAway = 0;
+    try {
+      for (let run = 0; run < 8; run++) {
+        const key = `tranche:result:restart-${run}`;
+        const waiting = waiter.wait(`restart-${run}`, { timeout: 8000 });
+        const before = await rawClient(own.url);
+        await eventually("subscribed", async () => Number(((await before.sendCommand(["PUBSUB", "NUMSUB", key])) as [string, number])[1]) === 1);
+        before.destroy();
+        await own.kill();
+        await own.restart();
+        const writer = await rawClient(own.url);
+        // Was the subscriber back yet? If not, its PUBLISH goes to nobody.
+        const subscribers = String(await writer.sendCommand(["CLIENT", "LIST", "TYPE", "pubsub"])).trim();
+        const value = JSON.stringify({ ok: true, value: run });
+        await writer.sendCommand(["SET", key, value]);
+        await writer.sendCommand(["PUBLISH", key, value]);
+        if (subscribers === "") storedWhileAway++;
+        writer.destroy();
+        expect(await settleWithin(10_000, waiting), `run ${run}`).toEqual({ value: { ok: true, value: run } });
+      }
+      // Most runs store the outcome before the subscriber is back; at least one must, or this tests nothing.
+      expect(storedWhileAway).toBeGreaterThan(0);
+      console.info(`wait across restarts: ${storedWhileAway} of 8 outcomes stored while the subscriber was away`);
+    } finally {
+      await waiter.close();
+      await own.close();
+    }
+  }, 120_000);
 });

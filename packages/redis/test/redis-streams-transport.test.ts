@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { RedisStreamsTransport } from "../src/index.js";
 import type { RedisStreamsTransportOptions } from "../src/index.js";
 import type { AnyRedisClient } from "../src/options.js";
-import { rawClient, sleep, testServer, uniqueStream } from "./support/redis.js";
+import { rawClient, receiveAll, sleep, testServer, uniqueStream } from "./support/redis.js";
 
 let server: { url: string; close(): Promise<void> };
 let redis: AnyRedisClient;
@@ -28,13 +28,6 @@ function transport<T = unknown>(options: Partial<RedisStreamsTransportOptions<T>
 }
 
 const never = new AbortController().signal;
-
-async function receiveAll<T>(t: RedisStreamsTransport<T>, n: number, timeout = 10_000) {
-  const got = [];
-  const end = Date.now() + timeout;
-  while (got.length < n && Date.now() < end) got.push(...(await t.receive(n - got.length, never)));
-  return got;
-}
 
 async function pendingCount(stream: string, group = "tranche"): Promise<number> {
   const summary = (await redis.sendCommand(["XPENDING", stream, group])) as [number, ...unknown[]];
@@ -201,7 +194,7 @@ describe("RedisStreamsTransport", () => {
     expect((await receiveAll(b, 1)).map((d) => d.attempt)).toEqual([2]);
   });
 
-  it("release hands the item to another consumer at once", async () => {
+  it("release hands the item to another consumer at once, and is not counted as a delivery", async () => {
     const stream = uniqueStream();
     const a = transport({ stream, consumer: "a", minIdle: 60_000 });
     const b = transport({ stream, consumer: "b", minIdle: 60_000 });
@@ -210,11 +203,11 @@ describe("RedisStreamsTransport", () => {
     await a.release([held!]);
     const start = Date.now();
     const [again] = await receiveAll(b, 1);
-    expect(again).toMatchObject({ id: "x", payload: "x", attempt: 2 });
+    expect(again).toMatchObject({ id: "x", payload: "x", attempt: 1, retries: 0 });
     expect(Date.now() - start).toBeLessThan(5000);
   });
 
-  it("dead-letters with reason, raw payload and attempt, and acks, in one MULTI", async () => {
+  it("dead-letters with reason, raw payload, attempt and retries, and acks, in one Lua step", async () => {
     const stream = uniqueStream();
     const t = transport({ stream });
     await t.send({ bad: true }, { id: "d" });
@@ -222,7 +215,7 @@ describe("RedisStreamsTransport", () => {
     await t.deadLetter(d!, new RangeError("no such row"));
     expect(await pendingCount(`{${stream}}`)).toBe(0);
     const [dead] = await t.deadLetters();
-    expect(dead).toMatchObject({ id: "d", payload: { bad: true }, attempt: 1, reason: "no such row", reasonName: "RangeError", entryId: d!.entryId });
+    expect(dead).toMatchObject({ id: "d", payload: { bad: true }, attempt: 1, retries: 0, reason: "no such row", reasonName: "RangeError", entryId: d!.entryId });
     expect(dead!.raw.toString()).toBe('{"bad":true}');
   });
 

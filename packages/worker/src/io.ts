@@ -12,8 +12,13 @@ interface Waker extends Link<Waker> {
   wake: () => void;
 }
 
-/** How a call run by `Io.run` ended: done, given up (its fallback is the caller's), or cut short by `stop()`. */
-export type CallResult = "ok" | "failed" | "stopped";
+/**
+ * How a call run by `Io.run` ended: done; `"refused"` by a non-retryable error on its first
+ * try (the broker surely did not apply it); `"failed"` after some try whose outcome is in doubt
+ * (a retryable error, a timeout: the broker may have applied it); or cut short by `stop()`.
+ * The fallback of a call that did not succeed is the caller's.
+ */
+export type CallResult = "ok" | "refused" | "failed" | "stopped";
 
 /**
  * Transport calls of one worker: at most `ioConcurrency` tries at once (p-queue), each bounded
@@ -45,8 +50,9 @@ export class Io {
   }
 
   /**
-   * Runs `call` until a try succeeds (`"ok"`), a try fails with a non-retryable error or the
-   * retryable ones last past `ioMaxRetryTime` (`"failed"`), or `stop()` comes first (`"stopped"`).
+   * Runs `call` until a try succeeds (`"ok"`), a try fails with a non-retryable error
+   * (`"refused"` on the first try, else `"failed"`) or the retryable ones last past
+   * `ioMaxRetryTime` (`"failed"`), or `stop()` comes first (`"stopped"`).
    * The deliveries a call that did not succeed was for are the caller's to let go of: the broker
    * hands them out again (at least once, never lost).
    */
@@ -61,7 +67,7 @@ export class Io {
       const wait = this.backoff(tries);
       const retrying = retryable && this.clock.now() + wait - started <= this.options.ioMaxRetryTime;
       this.onError(new TransportOperationError(operation, tries, outcome.error, { retryable, retrying }));
-      if (!retrying) return "failed";
+      if (!retrying) return retryable || tries > 1 ? "failed" : "refused";
       if ((await this.sleep(wait)) === STOPPED) return "stopped";
     }
   }

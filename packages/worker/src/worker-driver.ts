@@ -84,6 +84,8 @@ class WorkItem<T, R> extends DriverRequest<T, R> {
   declare lease: LeaseGroup<T, R> | undefined;
   /** Handler runs that ended with a retry, as the transport carried them, plus retries kept here. */
   declare retries: number | undefined;
+  /** The `notBefore` of a retry kept here (`retryHere`): no other worker may run it earlier. */
+  declare heldUntil: number;
 
   constructor(driver: WorkerDriver<T, R>, delivery: Delivery<T>) {
     super(driver, delivery.payload, delivery.id, delivery.attempt);
@@ -92,6 +94,7 @@ class WorkItem<T, R> extends DriverRequest<T, R> {
     this.value = undefined;
     this.lease = undefined;
     this.retries = delivery.retries;
+    this.heldUntil = 0;
   }
 }
 
@@ -99,6 +102,12 @@ class WorkItem<T, R> extends DriverRequest<T, R> {
 function unstorable(reason: unknown): Outcome<never> {
   const message = reason instanceof Error ? reason.message : String(reason);
   return { ok: false, error: { name: "UnstorableResultError", message: `[tranche/worker] the result could not be stored: ${message}` } };
+}
+
+/** Deliveries the worker keeps until their `notBefore`, then releases (see `holdUntil`). */
+interface Hold<T, R> {
+  readonly items: WorkItem<T, R>[];
+  timer: unknown;
 }
 
 const toError = (value: unknown): Error => (value instanceof Error ? value : new Error(typeof value === "string" ? value : String(value)));
@@ -114,6 +123,8 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
   private readonly leasing: boolean;
   /** Deliveries held (see `WorkerStats.deliveries`). */
   private held = 0;
+  /** Retries whose scheduling is in doubt, kept until their `notBefore`. */
+  private readonly holds = new Set<Hold<T, R>>();
   /** Lease groups with items still held. */
   private readonly leases: LeaseGroup<T, R>[] = [];
   private leaseTimer: unknown = undefined;
@@ -474,29 +485,34 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
   private async retryLater(item: WorkItem<T, R>, notBefore: number): Promise<void> {
     const all = this.withMerged([item]);
     for (const each of all) this.emit("retry", { id: each.id, attempt: each.attempt, notBefore });
-    const unscheduled: WorkItem<T, R>[] = [];
+    const refused: WorkItem<T, R>[] = [];
+    const unsure: WorkItem<T, R>[] = [];
     await Promise.all(
       all.map(async (each) => {
         const result = await this.call("retry", () => this.transport.retry(each.delivery, notBefore));
         if (result === "ok") this.counts.retried++;
-        else if (result === "failed") unscheduled.push(each);
+        else if (result === "refused") refused.push(each);
+        else if (result === "failed") unsure.push(each);
       }),
     );
-    if (unscheduled.length === 0) {
+    if (refused.length + unsure.length === 0) {
       this.done(all);
       return;
     }
-    this.done(all.filter((each) => !unscheduled.includes(each)));
-    for (const each of unscheduled) this.retryHere(each, notBefore);
+    this.done(all.filter((each) => !refused.includes(each) && !unsure.includes(each)));
+    for (const each of refused) this.retryHere(each, notBefore);
+    if (unsure.length > 0) this.holdUntil(unsure, notBefore);
   }
 
   /**
-   * A retry the transport could not schedule is kept by this worker: it holds the delivery (its
-   * lease renewed) and runs the item again itself, not before `notBefore`, as its next try.
+   * A retry the broker refused (so surely did not apply) is kept by this worker: it holds the
+   * delivery (its lease renewed) and runs the item again itself, not before `notBefore`, as its
+   * next try.
    */
   private retryHere(item: WorkItem<T, R>, notBefore: number): void {
     item.attempt++;
     if (item.retries !== undefined) item.retries++;
+    item.heldUntil = notBefore;
     let added;
     try {
       added = this.batcher._offer(item, this.clock.now(), notBefore, true);
@@ -505,8 +521,31 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
       added = "full" as const;
     }
     if (added === "coalesced") this.attach(item);
-    else if (added === "full") void this.release([item]);
+    else if (added === "full") this.holdUntil([item], notBefore);
     this.kick();
+  }
+
+  /**
+   * Deliveries that must not run before `notBefore` and whose retry the broker may or may not
+   * have applied: the worker keeps them (their leases renewed) until then, and releases them.
+   * A release of a delivery the broker has retried meanwhile is a no-op.
+   */
+  private holdUntil(items: WorkItem<T, R>[], notBefore: number): void {
+    const hold: Hold<T, R> = { items, timer: undefined };
+    hold.timer = this.clock.setTimer(notBefore, () => {
+      this.holds.delete(hold);
+      void this.release(items);
+    });
+    this.holds.add(hold);
+  }
+
+  /** `close({ timeout })` gave up: held deliveries are let go (their leases end by themselves). */
+  private dropHolds(): void {
+    for (const hold of this.holds) {
+      this.clock.clearTimer(hold.timer);
+      this.done(hold.items);
+    }
+    this.holds.clear();
   }
 
   /** Gives held deliveries back to the transport for immediate redelivery. */
@@ -561,7 +600,8 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
   /** A call tried until it succeeds or gives up; after `close({ timeout })` gave up, tried once. */
   private async call(operation: TransportOperation, fn: () => Promise<unknown>): Promise<CallResult> {
     if (!this.io.isStopped) return this.io.run(operation, fn);
-    return "value" in (await this.io.once(operation, fn)) ? "ok" : "failed";
+    const outcome = await this.io.once(operation, fn);
+    return "value" in outcome ? "ok" : outcome.error.retryable ? "failed" : "refused";
   }
 
   /** Handler runs of an item: its retries, and this delivery when it ran. */
@@ -683,8 +723,11 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
     if (this.loop !== undefined) await this.loop;
     const now = this.clock.now();
     if (!drain) {
+      // What is held goes back, but for retries kept here, which no one may run before their notBefore.
       const held = this.batcher.evict(now) as WorkItem<T, R>[];
-      if (held.length > 0) void this.release(held);
+      const free = held.filter((item) => item.heldUntil <= now);
+      if (free.length > 0) void this.release(free);
+      for (const item of held) if (item.heldUntil > now) this.holdUntil([item], item.heldUntil);
     }
     this.batcher.close(now);
     this.kick();
@@ -704,6 +747,7 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
   private giveUp(): void {
     // From here each call is tried once: what was acked is still acked, nothing is retried for long.
     this.io.stop();
+    this.dropHolds();
     const unsettled = this.batcher.evict(this.clock.now()) as WorkItem<T, R>[];
     this.abandonFlights(
       () => new ClosedError("[tranche/worker] closed before this batch settled"),

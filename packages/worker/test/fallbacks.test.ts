@@ -141,6 +141,56 @@ describe("fallbacks of calls that cannot succeed", () => {
     await s.worker.close();
   });
 
+  it("a refused retry kept here is not released early by close({ drain: false }): the next worker runs it after its notBefore", async () => {
+    const s = faultySetup<number>(
+      async (requests) => {
+        for (const r of requests) {
+          if (r.attempt === 1) r.retry({ delay: 5000 });
+          else r.ack();
+        }
+      },
+      { flushEvery: 1, flushInterval: 0, retry: { attempts: 3 } },
+    );
+    s.faulty.injectWhen("retry", () => "refuse");
+    await s.transport.sendMany([1]);
+    await s.worker.start();
+    await s.clock.advance(100);
+    const closing = s.worker.close({ drain: false });
+    await s.clock.advance(0);
+    const runs: number[] = [];
+    const next = new Worker(s.transport, async () => void runs.push(s.clock.now()), { clock: s.clock, flushEvery: 1, flushInterval: 0 });
+    await next.start();
+    await s.clock.advance(4899);
+    expect(runs).toEqual([]);
+    await s.clock.advance(200);
+    await closing;
+    expect(runs).toHaveLength(1);
+    expect(runs[0]).toBeGreaterThanOrEqual(s.calls[0]!.at + 5000);
+    await next.close();
+  });
+
+  it("a retry the broker applied but whose reply was lost, then refused on repeat, is not run again here", async () => {
+    const s = faultySetup<number>(
+      async (requests) => {
+        for (const r of requests) {
+          if (r.attempt === 1) r.retry({ delay: 300 });
+          else r.ack();
+        }
+      },
+      { flushEvery: 1, flushInterval: 0, retry: { attempts: 3 }, ioTimeout: 1000 },
+    );
+    s.faulty.inject("retry", "hang-after", 1);
+    s.faulty.inject("retry", "refuse", 1);
+    const [id] = await s.transport.sendMany([1]);
+    await s.worker.start();
+    await s.clock.advance(10_000);
+    // Run 1, then the broker's redelivery (run 2, acked); the stale delivery is released, a no-op.
+    expect(s.calls.map((c) => c.attempts)).toEqual([[1], [2]]);
+    expect(s.faulty.done("ack")).toEqual([id]);
+    expect(s.transport.stats).toMatchObject({ ready: 0, leased: 0, delayed: 0 });
+    await s.worker.close();
+  });
+
   it("a retry refused on its last try fails the item into the dead letters", async () => {
     const s = faultySetup<number>(async (requests) => requests.forEach((r) => r.retry({ delay: 1000 })), { flushEvery: 1, flushInterval: 0, retry: { attempts: 2 } });
     s.faulty.injectWhen("retry", () => "refuse");

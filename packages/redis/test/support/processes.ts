@@ -3,16 +3,18 @@ import type { ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
-const fixture = fileURLToPath(new URL("../fixtures/worker.mjs", import.meta.url));
+const fixtures = fileURLToPath(new URL("../fixtures/", import.meta.url));
 const children = new Set<ChildProcess>();
 process.once("exit", () => {
   for (const child of children) child.kill("SIGKILL");
 });
 
-/** A worker process (test/fixtures/worker.mjs) and what it has said on stdout so far. */
+/** A worker process (test/fixtures/worker.mjs, or another fixture) and what it has said on stdout so far. */
 export interface WorkerProcess {
   readonly child: ChildProcess;
   readonly out: string;
+  /** Every line it has printed. */
+  readonly lines: string[];
   batches: number;
   errors: string[];
   /** Resolves when the process has printed `line` (a line starting with it). */
@@ -21,8 +23,8 @@ export interface WorkerProcess {
   readonly exited: Promise<number | string>;
 }
 
-export function spawnWorker(env: Record<string, string>): WorkerProcess {
-  const child = spawn(process.execPath, [fixture], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+export function spawnWorker(env: Record<string, string>, fixture = "worker.mjs"): WorkerProcess {
+  const child = spawn(process.execPath, [fixtures + fixture], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   children.add(child);
   const lines: string[] = [];
   const listeners = new Set<() => void>();
@@ -30,6 +32,7 @@ export function spawnWorker(env: Record<string, string>): WorkerProcess {
   const p: WorkerProcess = {
     child,
     out: env.OUT!,
+    lines,
     batches: 0,
     errors: [],
     said(prefix, timeout = 30_000) {
@@ -43,7 +46,7 @@ export function spawnWorker(env: Record<string, string>): WorkerProcess {
         };
         const timer = setTimeout(() => {
           listeners.delete(check);
-          reject(new Error(`worker ${env.CONSUMER} did not say "${prefix}" within ${timeout} ms; stderr: ${stderr.slice(-2000)}`));
+          reject(new Error(`${fixture} ${env.CONSUMER ?? ""} did not say "${prefix}" within ${timeout} ms; stderr: ${stderr.slice(-2000)}`));
         }, timeout);
         listeners.add(check);
         check();
@@ -81,17 +84,27 @@ export async function stopWorker(p: WorkerProcess): Promise<void> {
   clearTimeout(timer);
 }
 
+/** The text of each file that exists yet. */
+function texts(files: string[]): string[] {
+  return files.flatMap((file) => {
+    try {
+      return [readFileSync(file, "utf8")];
+    } catch {
+      return [];
+    }
+  });
+}
+
 /** How many times each item id was processed, over the OUT files of several processes. */
 export function processedCounts(files: string[]): Map<string, number> {
   const counts = new Map<string, number>();
-  for (const file of files) {
-    let text = "";
-    try {
-      text = readFileSync(file, "utf8");
-    } catch {
-      continue;
-    }
-    for (const id of text.split("\n")) if (id !== "") counts.set(id, (counts.get(id) ?? 0) + 1);
-  }
+  for (const text of texts(files)) for (const id of text.split("\n")) if (id !== "") counts.set(id, (counts.get(id) ?? 0) + 1);
   return counts;
+}
+
+/** Handler runs recorded so far in chaos event files (a cheap count, for the fault triggers). */
+export function runsRecorded(files: string[]): number {
+  let runs = 0;
+  for (const text of texts(files)) for (let at = text.indexOf('"e":"run"'); at !== -1; at = text.indexOf('"e":"run"', at + 1)) runs++;
+  return runs;
 }
