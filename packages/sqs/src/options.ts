@@ -59,6 +59,13 @@ export interface SqsTransportOptions<T> {
   maxBatchBytes?: number;
   /** Tries of a batch entry SQS refused with a server fault, before it is surfaced as an error. @default 3 */
   entryAttempts?: number;
+  /**
+   * Most time one SQS call may take, in ms, before it fails with a retryable `SqsTransportError`
+   * (its outcome unknown; every call is safe to repeat). A `ReceiveMessage` long poll gets its
+   * `waitTimeSeconds` on top. The client the transport makes also gives up connecting after
+   * `min(requestTimeout, 2_000)` ms. @default 5_000
+   */
+  requestTimeout?: number;
   /** Source of time for `leaseUntil`, `notBefore` and the 12 h visibility budget. @default systemClock */
   clock?: Clock;
 }
@@ -76,7 +83,10 @@ export interface ResolvedSqsOptions<T> {
   readonly maxMessageBytes: number;
   readonly maxBatchBytes: number;
   readonly entryAttempts: number;
+  readonly requestTimeout: number;
   readonly clock: Clock;
+  /** Where the calls go, for error messages: the `endpoint` option, else the queue URL's origin. */
+  readonly address: string;
 }
 
 /** Message prefix of this package's errors. */
@@ -122,6 +132,8 @@ export function resolveSqsOptions<T>(options: SqsTransportOptions<T>): ResolvedS
     maxMessageBytes: checkInteger("maxMessageBytes", o.maxMessageBytes ?? SQS_MAX_MESSAGE_BYTES, { min: 1024, max: SQS_MAX_MESSAGE_BYTES, prefix: PREFIX }),
     maxBatchBytes: checkInteger("maxBatchBytes", o.maxBatchBytes ?? SQS_MAX_BATCH_BYTES, { min: 1024, max: SQS_MAX_BATCH_BYTES, prefix: PREFIX }),
     entryAttempts: checkInteger("entryAttempts", o.entryAttempts ?? 3, { min: 1, max: 100, prefix: PREFIX }),
+    requestTimeout: checkMs("requestTimeout", o.requestTimeout ?? 5_000, { min: 100, max: 3_600_000, prefix: PREFIX }),
     clock,
+    address: typeof o.endpoint === "string" ? o.endpoint : new URL(queueUrl).origin,
   };
 }

@@ -2,7 +2,7 @@
 // entries and never hands out two messages of one FIFO group at once; real SQS does both.
 import type { SQSClient } from "@aws-sdk/client-sqs";
 import { describe, expect, it } from "vitest";
-import { SqsTransport, SqsTransportError } from "../src/index.js";
+import { type SqsSendError, SqsTransport, SqsTransportError } from "../src/index.js";
 
 type Call = { action: string; input: Record<string, any> };
 type Script = (call: Call, calls: Call[]) => unknown;
@@ -205,5 +205,69 @@ describe("the system attributes a receive asks for", () => {
       ["ApproximateReceiveCount"],
       ["ApproximateReceiveCount", "MessageGroupId", "SequenceNumber"],
     ]);
+  });
+});
+
+describe("FIFO sendMany: a refused entry never lands behind a later item of its group (issue 13, item 10)", () => {
+  /** A FIFO queue that refuses, with a server fault, the entries whose body is listed, once each. */
+  function refusing(bodies: string[]) {
+    const left = new Set(bodies);
+    return double(({ action, input }) => {
+      if (action !== "SendMessageBatch") throw new Error(`unexpected ${action}`);
+      const failed = input.Entries.filter((e: { MessageBody: string }) => left.delete(e.MessageBody)).map((e: { Id: string }) => ({
+        Id: e.Id,
+        Code: "InternalError",
+        SenderFault: false,
+        Message: "busy",
+      }));
+      return { Successful: [], Failed: failed };
+    });
+  }
+  const bodies = (calls: Call[]) => calls.map((c) => c.input.Entries.map((e: { MessageBody: string }) => Number(e.MessageBody)));
+
+  it("refused with later siblings of the same request accepted: reported, not sent again, the group stopped", async () => {
+    const { client, calls } = refusing(["3"]);
+    const t = new SqsTransport<number>({ queueUrl: fifoUrl, client });
+    const ids = Array.from({ length: 15 }, (_, n) => `i${n}`);
+    const error = (await t.sendMany(Array.from({ length: 15 }, (_, n) => n), { ids }).catch((e: unknown) => e)) as SqsSendError;
+    expect(bodies(calls)).toEqual([[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]]);
+    expect(error.name).toBe("SqsSendError");
+    expect(error.retryable).toBe(true);
+    expect(error.sent).toEqual(["i0", "i1", "i2", "i4", "i5", "i6", "i7", "i8", "i9"]);
+    expect(error.unsent).toEqual(["i3", "i10", "i11", "i12", "i13", "i14"]);
+    expect(error.failures).toEqual([{ id: "i3", code: "InternalError", message: "busy", senderFault: false }]);
+  });
+
+  it("refused at the end of a request: tried again ahead of the rest of its group", async () => {
+    const { client, calls } = refusing(["8", "9"]);
+    const t = new SqsTransport<number>({ queueUrl: fifoUrl, client });
+    await t.sendMany(Array.from({ length: 15 }, (_, n) => n));
+    expect(bodies(calls)).toEqual([
+      [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+      [8, 9, 10, 11, 12, 13, 14],
+    ]);
+  });
+});
+
+describe("FIFO retry repeated after its siblings' release failed (issue 13, item 9)", () => {
+  it("the repeat releases the siblings and does not change the retried message's visibility again", async () => {
+    let failRelease = true;
+    const { client, calls } = double(({ action }) => {
+      if (action === "ReceiveMessage") return { Messages: [message(1, "g"), message(2, "g"), message(3, "g")] };
+      if (action === "ChangeMessageVisibilityBatch" && failRelease) {
+        failRelease = false;
+        throw Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
+      }
+      return { Successful: [], Failed: [] };
+    });
+    const t = new SqsTransport<number>({ queueUrl: fifoUrl, ...fifoDeadLetters, client });
+    const [d1] = await received(t);
+    const notBefore = Date.now() + 5_000;
+    await expect(t.retry(d1!, notBefore)).rejects.toThrow(/ECONNRESET/);
+    await t.retry(d1!, notBefore);
+    await t.retry(d1!, notBefore); // settled: a no-op
+    const actions = calls.filter((c) => c.action !== "ReceiveMessage");
+    expect(actions.map((c) => c.action)).toEqual(["ChangeMessageVisibility", "ChangeMessageVisibilityBatch", "ChangeMessageVisibilityBatch"]);
+    expect(actions[2]!.input.Entries.map((e: { ReceiptHandle: string }) => e.ReceiptHandle)).toEqual(["h3", "h2"]);
   });
 });

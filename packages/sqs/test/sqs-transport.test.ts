@@ -1,19 +1,11 @@
 import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 import { type Codec, DecodeError, OversizeError } from "@tranche/core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Worker } from "@tranche/worker";
 import { SQS_ATTRIBUTES, SqsTransport, SqsTransportError } from "../src/index.js";
-import { openSqs, receiveAll, sleep, type TestSqs } from "./support/sqs.js";
+import { quick, receiveAll, sleep, useSqs } from "./support/sqs.js";
 
-let sqs: TestSqs;
-beforeAll(async () => {
-  sqs = await openSqs();
-});
-afterAll(async () => {
-  await sqs?.stop();
-});
-
-const quick = { waitTimeSeconds: 1, visibilityTimeout: 1_000 };
+const sqs = useSqs();
 
 describe("SqsTransport against an SQS endpoint", () => {
   it("sends and receives with the item id, attempt 1 and a lease", async () => {
@@ -64,20 +56,21 @@ describe("SqsTransport against an SQS endpoint", () => {
     expect(second).toMatchObject({ id: "a", attempt: 2 });
   });
 
-  it("retry within 12 h keeps the message invisible until notBefore, then delivers attempt + 1", async () => {
+  it("retry re-sends the message delayed until notBefore, carrying attempt, retries and notBefore, and deletes it", async () => {
     const queueUrl = await sqs.queue();
     const t = sqs.transport<string>({ queueUrl, ...quick });
     await t.send("x", { id: "r" });
     const [d] = await receiveAll(t, 1);
+    expect(d).toMatchObject({ attempt: 1, retries: 0 });
     const notBefore = Date.now() + 2_500;
     await t.retry(d!, notBefore);
+    expect(await sqs.count(queueUrl)).toEqual({ visible: 0, inFlight: 0, delayed: 1 });
     const [again] = await receiveAll(t, 1);
     expect(Date.now()).toBeGreaterThanOrEqual(notBefore);
-    expect(again).toMatchObject({ id: "r", payload: "x", attempt: 2 });
-    expect((await sqs.count(queueUrl)).inFlight).toBe(1); // the same message: no copy was sent
+    expect(again).toMatchObject({ id: "r", payload: "x", attempt: 2, retries: 1, notBefore });
   });
 
-  it("retry past the 12 h visibility budget re-sends with DelaySeconds, keeping id and attempt", async () => {
+  it("retry past the 12 h visibility budget re-sends with DelaySeconds, keeping id and attempt (a release counts as a delivery)", async () => {
     const queueUrl = await sqs.queue();
     let offset = 0;
     const clock = { now: () => Date.now() + offset, setTimer: setTimeout, clearTimer: clearTimeout } as never;
@@ -276,6 +269,7 @@ describe("SqsTransport against an SQS endpoint", () => {
     await t.send({ g: "a", n: 0 }, { id: "a0" }); // same id: deduplicated
     await t.sendMany([{ g: "a", n: 1 }, { g: "b", n: 0 }, { g: "a", n: 2 }]);
     const order: string[] = [];
+    const retriesSeen: (number | undefined)[] = [];
     let retried = false;
     const end = Date.now() + 20_000;
     while (order.length < 4 && Date.now() < end) {
@@ -286,10 +280,13 @@ describe("SqsTransport against an SQS endpoint", () => {
           continue;
         }
         order.push(`${d.payload.g}${d.payload.n}@${d.attempt}`);
+        retriesSeen.push(d.retries);
         await t.ack([d]);
       }
     }
     expect(order.filter((x) => x.startsWith("a"))).toEqual(["a0@2", "a1@1", "a2@1"]);
+    // A FIFO retry keeps its message, whose attributes cannot change: retries are not known there.
+    expect(retriesSeen.every((r) => r === undefined)).toBe(true);
     expect(order).toContain("b0@1");
   });
 

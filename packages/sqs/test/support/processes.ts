@@ -1,6 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import net from "node:net";
 import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
 
@@ -11,7 +10,14 @@ export interface WorkerConfig {
   endpoint: string;
   queueUrl: string;
   deadLetterQueueUrl?: string;
-  out: string;
+  /** "<id> <attempt> <outcome> <t>" lines of what ran (see the fixture). */
+  out?: string;
+  /** The chaos run: `ChaosEvent` lines of runs and confirmed outcomes; items with `retryOnce` retry once after `retryDelay` ms. */
+  events?: string;
+  retryDelay?: number;
+  /** Results to a `RedisResultStore` on this server, under `resultPrefix`. */
+  redisUrl?: string;
+  resultPrefix?: string;
   visibilityTimeout?: number;
   flushEvery?: number;
   flushInterval?: number;
@@ -20,8 +26,6 @@ export interface WorkerConfig {
   handlerDelay?: number;
   maxReceive?: number;
   retryWhen?: { every: number; rest: number; delay: number };
-  /** The handler of this batch (1-based) never returns: the moment to SIGKILL the process. */
-  hangInBatch?: number;
 }
 
 /** A worker process (test/fixtures/worker.mjs) and the lines it printed. */
@@ -94,47 +98,4 @@ export function records(file: string): { id: string; attempt: number; outcome: s
       const [id, attempt, outcome, t] = line.split(" ");
       return { id: id as string, attempt: Number(attempt), outcome: outcome as string, t: Number(t) };
     });
-}
-
-/** A TCP proxy in front of `target`, which `cut()` makes unreachable (connection refused) and `restore()` brings back on the same port. */
-export class CuttableProxy {
-  #server: net.Server | undefined;
-  readonly #sockets = new Set<net.Socket>();
-  port = 0;
-
-  constructor(readonly target: { host: string; port: number }) {}
-
-  async start(port = 0): Promise<this> {
-    const server = net.createServer((client) => {
-      const upstream = net.connect(this.target);
-      for (const s of [client, upstream]) {
-        this.#sockets.add(s);
-        s.on("close", () => this.#sockets.delete(s));
-        s.on("error", () => {
-          client.destroy();
-          upstream.destroy();
-        });
-      }
-      client.pipe(upstream).pipe(client);
-    });
-    await new Promise<void>((resolve, reject) => server.once("error", reject).listen(port, "127.0.0.1", () => resolve()));
-    this.#server = server;
-    this.port = (server.address() as net.AddressInfo).port;
-    return this;
-  }
-
-  get endpoint(): string {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  async cut(): Promise<void> {
-    const server = this.#server;
-    this.#server = undefined;
-    for (const s of this.#sockets) s.destroy();
-    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-  }
-
-  async restore(): Promise<void> {
-    await this.start(this.port);
-  }
 }

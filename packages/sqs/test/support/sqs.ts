@@ -1,5 +1,7 @@
 import { randomUUID } from "node:crypto";
+import { type AddressInfo, createServer } from "node:net";
 import { CreateQueueCommand, DeleteQueueCommand, GetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { afterAll, beforeAll } from "vitest";
 import { SqsTransport, type SqsTransportOptions } from "../../src/index.js";
 import { type SqsEmulator, startSqsEmulator } from "../../src/testing.js";
 
@@ -13,15 +15,17 @@ export interface TestSqs {
   /**
    * A transport on this endpoint. Its `deadLetterQueueUrl` is a dead-letter queue shared by the
    * file's transports unless `options` names one (`deadLetterQueueUrl: undefined` for none): a
-   * transport that receives must be able to dead-letter.
+   * transport that receives must be able to dead-letter. `endpoint` or `client` point it elsewhere
+   * (a proxy, a client with faults injected).
    */
-  transport<T = unknown>(options: Omit<SqsTransportOptions<T>, "endpoint" | "region" | "credentials">): SqsTransport<T>;
+  transport<T = unknown>(options: SqsTransportOptions<T>): SqsTransport<T>;
   count(queueUrl: string): Promise<{ visible: number; inFlight: number; delayed: number }>;
   stop(): Promise<void>;
 }
 
-export async function openSqs(): Promise<TestSqs> {
-  const external = process.env.SQS_ENDPOINT;
+/** `own`: always a fauxqs emulator of this file's (fault tests cut it off or point transports past it). */
+export async function openSqs(options: { own?: boolean } = {}): Promise<TestSqs> {
+  const external = options.own ? undefined : process.env.SQS_ENDPOINT;
   let emulator: SqsEmulator | undefined;
   const connection = external
     ? {
@@ -79,4 +83,52 @@ export async function receiveAll<T>(transport: SqsTransport<T>, n: number, timeo
     out.push(...(await transport.receive(n - out.length, AbortSignal.timeout(Math.max(1, end - Date.now())))));
   }
   return out;
+}
+
+/** A TCP port on 127.0.0.1 that nothing listens on (free when asked). */
+export function closedPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Short polls and leases for tests that wait on SQS: receive waits 1 s, a lease lasts 1 s. */
+export const quick = { waitTimeSeconds: 1, visibilityTimeout: 1_000 } as const;
+
+/**
+ * The endpoint of the calling test file: opened before its tests (`openSqs(options)`), stopped
+ * after them. Use it inside tests only.
+ */
+export function useSqs(options: { own?: boolean } = {}): TestSqs {
+  let opened: TestSqs | undefined;
+  beforeAll(async () => {
+    opened = await openSqs(options);
+  });
+  afterAll(async () => {
+    await opened?.stop();
+  });
+  const sqs = (): TestSqs => {
+    if (opened === undefined) throw new Error("useSqs(): the endpoint is open inside tests only");
+    return opened;
+  };
+  return {
+    get endpoint() {
+      return sqs().endpoint;
+    },
+    get connection() {
+      return sqs().connection;
+    },
+    get client() {
+      return sqs().client;
+    },
+    queue: (o) => sqs().queue(o),
+    transport: (o) => sqs().transport(o),
+    count: (queueUrl) => sqs().count(queueUrl),
+    stop: () => sqs().stop(),
+  };
 }
