@@ -54,6 +54,10 @@ class Request<T, R> extends Entry<T> implements DriverItem<T, R> {
     super(payload, id, 1);
   }
 
+  get retries(): number {
+    return this.attempt - 1;
+  }
+
   ack(result?: R): void {
     this.driver.ack(this.firstTry(), result);
   }
@@ -400,7 +404,7 @@ class Driver<T, R> extends BatchDriver<T, R, Request<T, R>> {
     waiting.notBefore = [];
     waiting.head = 0;
     for (const entry of this.batcher.evict(now) as Request<T, R>[]) rejectAll(entry, error());
-    this.abandonFlights(error, (request, reason) => this.fail(request, reason));
+    this.abandonFlights(() => new ClosedError("[tranche/core] closed while this item's handler was still running"), (request, reason) => this.fail(request, reason));
     this.progress();
   }
 }

@@ -7,8 +7,14 @@ import { type BatcherOptions, type FlushReason, backoffDelay, checkMs, invalid }
 export interface BatchRequest<T, R> {
   readonly id: string;
   readonly payload: T;
-  /** Tries so far including this one: 1 on the first. */
+  /** Tries so far including this one: 1 on the first. For a `Worker`, deliveries so far (see `retries`). */
   readonly attempt: number;
+  /**
+   * Handler runs of the item that ended with a retry, before this one: `attempt - 1`
+   * in-process. A `Worker`'s transport tells it (a delivery can also end without a run: a
+   * crash, a lease expiry); `undefined` when the transport cannot.
+   */
+  readonly retries?: number;
   /** Epoch ms when the item entered the buffer. */
   readonly enqueuedAt: number;
   /** Settle with a result. */
@@ -46,6 +52,7 @@ export interface DriverItem<T, R> extends Entry<T> {
   readonly driver: BatchDriver<T, R, any>;
   /** Items merged into this one by `dedupeKey`: they follow its outcome. */
   merged: DriverItem<T, R>[] | undefined;
+  readonly retries?: number | undefined;
   ack(result?: R): void;
   fail(error: unknown): void;
   retry(options?: { delay?: number }): void;
@@ -101,9 +108,11 @@ export class DriverRequest<T, R> extends Entry<T> implements DriverItem<T, R> {
  */
 class RetriedRequest<T, R> implements BatchRequest<T, R> {
   readonly attempt: number;
+  readonly retries: number | undefined;
 
   constructor(readonly request: DriverItem<T, R>) {
     this.attempt = request.attempt;
+    this.retries = request.retries;
   }
 
   get id(): string {

@@ -108,7 +108,8 @@ export class DecodeError extends TrancheError {
  * client's own error.
  */
 export class TransportError extends TrancheError {
-  override readonly name = "TransportError";
+  // Typed `string`, not the literal: each transport names its own subclass.
+  override readonly name: string = "TransportError";
   /** Whether trying the same call again may succeed. */
   readonly retryable: boolean;
 

@@ -115,8 +115,8 @@ export function resolveOptions<T>(options: BatcherOptions<T> | undefined): Resol
   if (typeof retry !== "object" || retry === null) invalid("retry", "an object", retry);
   const attempts = checkInteger("retry.attempts", or(retry.attempts, 1), { min: 1, allowInfinity: true });
   const backoff = resolveBackoff(retry.backoff);
-  const handlerTimeout = o.handlerTimeout === undefined ? undefined : checkMs("handlerTimeout", o.handlerTimeout);
-  if (handlerTimeout === 0) invalid("handlerTimeout", "a number of ms > 0", 0);
+  const handlerTimeout = o.handlerTimeout;
+  if (handlerTimeout !== undefined && !(typeof handlerTimeout === "number" && handlerTimeout > 0 && handlerTimeout < Infinity)) invalid("handlerTimeout", "a number of ms > 0", handlerTimeout);
   if (o.clock !== undefined) {
     const c = o.clock as Partial<Clock>;
     if (typeof c !== "object" || c === null || typeof c.now !== "function" || typeof c.setTimer !== "function" || typeof c.clearTimer !== "function") {

@@ -1224,7 +1224,9 @@ describe("close()", () => {
     expect(signals[0]!.reason).toBeInstanceOf(ClosedError);
     expect(inFlight[0]).toMatchObject({ state: "fulfilled", value: "acked before the timeout" });
     expect(inFlight[1]!.reason).toBeInstanceOf(ClosedError);
+    expect((inFlight[1]!.reason as Error).message).toMatch(/while this item's handler was still running/);
     expect(delayed.reason).toBeInstanceOf(ClosedError);
+    expect((delayed.reason as Error).message).toMatch(/before this item ran/);
     expect(fn.stats).toMatchObject({ held: 0, inFlight: 0, inFlightBatches: 0 });
     expect(clock.pendingTimers).toBe(0);
     await clock.advance(10_000);

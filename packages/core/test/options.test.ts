@@ -87,6 +87,7 @@ describe("option validation", () => {
   it("uses the documented message shape", () => {
     expect(() => resolveOptions({ flushEvery: 0 })).toThrow("Expected `flushEvery` to be an integer ≥ 1, got 0");
     expect(() => resolveOptions({ flushInterval: -1 })).toThrow("Expected `flushInterval` to be a number of ms ≥ 0 or Infinity, got -1");
+    expect(() => resolveOptions({ handlerTimeout: -1 })).toThrow("Expected `handlerTimeout` to be a number of ms > 0, got -1");
   });
 
   it("rejects options that are not an object", async () => {

@@ -350,7 +350,8 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
         void this.deadLetter(item, toError(delivery.error));
         continue;
       }
-      if (this.tries(item) > attempts) {
+      // Only with the retries known: a delivery count alone cannot tell runs from crashes.
+      if (item.retries !== undefined && this.tries(item) > attempts) {
         void this.deadLetter(item, new RetriesExhaustedError(delivery.id, attempts));
         continue;
       }

@@ -133,20 +133,50 @@ describe("redelivery is not failure (default options)", () => {
     expect(s.events.deadLetter).toEqual([expect.objectContaining({ id, attempt: 4, runs: 0 })]);
   });
 
-  it("without retries from the transport, every delivery counts as a try (the safe side)", async () => {
-    const s = setup<number>(async () => {}, { flushEvery: 1, flushInterval: 0 }, { visibilityTimeout: 1000 }, (transport) => {
-      const receive = transport.receive.bind(transport);
-      return Object.assign(Object.create(transport) as MemoryTransport<number>, {
-        receive: async (max: number, signal: AbortSignal) => (await receive(max, signal)).map(({ retries: _retries, ...rest }) => rest),
-      });
-    });
+  it("without retries from the transport, every delivery counts as a try, but an item still runs before it is dead-lettered", async () => {
+    const s = setup<number>(
+      async (requests) => {
+        for (const r of requests) r.retry({ delay: 10 });
+      },
+      { flushEvery: 1, flushInterval: 0, retry: { attempts: 2 } },
+      { visibilityTimeout: 1000 },
+      (transport) => {
+        const receive = transport.receive.bind(transport);
+        return Object.assign(Object.create(transport) as MemoryTransport<number>, {
+          receive: async (max: number, signal: AbortSignal) => (await receive(max, signal)).map(({ retries: _retries, ...rest }) => rest),
+        });
+      },
+    );
     await s.transport.sendMany([1]);
-    await s.transport.receive(1, new AbortController().signal);
-    await s.clock.advance(1000);
+    await vanish(s.transport, s.clock, 2);
     await s.worker.start();
-    await s.clock.advance(0);
+    await s.clock.advance(100);
     await s.worker.close();
-    expect(s.calls).toEqual([]);
+    // Third delivery, counted as the third try: it runs once, and its retry() finds no attempts left.
+    expect(s.calls.map((c) => c.attempts)).toEqual([[3]]);
     expect(RetriesExhaustedError.isInstance(s.transport.deadLetters()[0]?.reason)).toBe(true);
+  });
+
+  it("the handler sees the retries the transport carried, apart from the deliveries", async () => {
+    const seen: [number, number | undefined][] = [];
+    const s = setup<number>(
+      async (requests) => {
+        for (const r of requests) {
+          seen.push([r.attempt, r.retries]);
+          if (r.retries === 0) r.retry({ delay: 0 });
+        }
+      },
+      { flushEvery: 1, flushInterval: 0, retry: { attempts: 2 } },
+      { visibilityTimeout: 1000 },
+    );
+    await s.transport.sendMany([1]);
+    await vanish(s.transport, s.clock, 1);
+    await s.worker.start();
+    await s.clock.advance(100);
+    await s.worker.close();
+    expect(seen).toEqual([
+      [2, 0],
+      [3, 1],
+    ]);
   });
 });
