@@ -5,7 +5,7 @@ import { join } from "node:path";
 let passed = 0;
 let failed = 0;
 let skipped = 0;
-for (const root of ["packages", "examples", "bench"]) {
+for (const root of ["packages", "examples", "bench", "tests"]) {
   if (!existsSync(root)) continue;
   const dirs = root === "bench" ? ["."] : readdirSync(root);
   for (const dir of dirs) {

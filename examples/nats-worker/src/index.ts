@@ -1,19 +1,48 @@
 // A Worker on NATS JetStream, with results in a KV bucket.
 //
-// Start a server with JetStream first, then run the example:
-//   nats-server -js -sd /tmp/nats-data            (or: docker compose up -d nats)
-//   pnpm --filter @tranche/examples-nats-worker build && pnpm --filter @tranche/examples-nats-worker start
-// NATS_URL points it elsewhere (default nats://127.0.0.1:4222).
+//   pnpm --filter @tranche/examples-nats-worker start
+//
+// NATS_URL points it at a server with JetStream (default nats://127.0.0.1:4222); with nothing
+// listening there it starts a throwaway `nats-server -js` from this machine's binary. Its stream,
+// ledger and KV bucket are named for this run and deleted when it ends.
+import { createConnection } from "node:net";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
 import { NatsKvResultStore, NatsTransport } from "@tranche/nats";
+import { startNatsServer } from "@tranche/nats/testing";
+import type { NatsServer } from "@tranche/nats/testing";
 import { Worker } from "@tranche/worker";
+
+function reachable(url: string): Promise<boolean> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: hostname, port: Number(port || 4222) });
+    socket.once("connect", () => {
+      socket.end();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
 
 interface Order {
   order: number;
   cents: number;
 }
 
-const servers = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
-const run = Date.now().toString(36); // a fresh stream per run keeps the output readable
+let servers = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
+let server: NatsServer | undefined;
+if (!(await reachable(servers))) {
+  console.log(`no NATS at ${servers}: starting a throwaway nats-server -js (or run \`docker compose up -d nats\`)`);
+  try {
+    server = await startNatsServer();
+  } catch (error) {
+    console.error(`could not start nats-server (${(error as Error).message.split("\n")[0]}): install it (apt-get install nats-server) or set NATS_URL`);
+    process.exit(1);
+  }
+  servers = server.url;
+}
+const run = `${Date.now().toString(36)}${process.pid}`; // names of this run only
 const transport = new NatsTransport<Order>({ servers, stream: `ORDERS_${run}`, subject: `orders.${run}`, durable: "billing", ackWait: 10_000 });
 const results = new NatsKvResultStore<{ charged: number }>({ servers, bucket: `charges_${run}`, ttl: 60 * 60_000 });
 
@@ -52,3 +81,10 @@ console.log(`ledger holds ${ledger.size} orders; worker stats:`, worker.stats);
 await worker.close({ drain: true });
 await transport.close();
 await results.close();
+
+// Delete what this run created: its stream, the ledger beside it and the KV bucket's stream.
+const nc = await connect({ servers });
+const jsm = await jetstreamManager(nc);
+for await (const name of jsm.streams.names()) if (name.includes(run)) await jsm.streams.delete(name);
+await nc.close();
+await server?.close();

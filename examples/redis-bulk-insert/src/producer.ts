@@ -1,11 +1,11 @@
 // The producer process: puts ROWS rows on the stream, then waits for the worker's result for
 // the last one (the id its "table" gave the row) through the result store.
 import { RedisResultStore, RedisStreamsTransport } from "@tranche/redis";
-import { REDIS_URL, ROWS, STREAM } from "./rows.js";
+import { REDIS_URL, RESULT_PREFIX, ROWS, STREAM } from "./rows.js";
 import type { Row } from "./rows.js";
 
 const transport = new RedisStreamsTransport<Row>({ url: REDIS_URL, stream: STREAM });
-const results = new RedisResultStore<number>({ url: REDIS_URL });
+const results = new RedisResultStore<number>({ url: REDIS_URL, prefix: RESULT_PREFIX });
 
 const rows: Row[] = Array.from({ length: ROWS }, (_, i) => ({ name: `user ${i}`, email: `user${i}@example.com` }));
 const started = Date.now();

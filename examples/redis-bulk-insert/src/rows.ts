@@ -8,3 +8,5 @@ export interface Row {
 export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 export const STREAM = process.env.STREAM ?? "users-to-insert";
 export const ROWS = Number(process.env.ROWS ?? 10_000);
+/** Where the result store keeps each row's result (`<prefix><item id>`). */
+export const RESULT_PREFIX = process.env.RESULT_PREFIX ?? "tranche:result:";

@@ -2,7 +2,7 @@
 // each row's new id as its result, and stops cleanly on SIGTERM / SIGINT.
 import { RedisResultStore, RedisStreamsTransport } from "@tranche/redis";
 import { Worker } from "@tranche/worker";
-import { REDIS_URL, STREAM } from "./rows.js";
+import { REDIS_URL, RESULT_PREFIX, STREAM } from "./rows.js";
 import type { Row } from "./rows.js";
 
 /** Stands in for a database table: insertMany is one round trip and returns the new ids. */
@@ -19,7 +19,7 @@ const transport = new RedisStreamsTransport<Row>({
   // Stable across restarts in production: a pod or host name.
   consumer: process.env.CONSUMER ?? `inserter-${process.pid}`,
 });
-const results = new RedisResultStore<number>({ url: REDIS_URL });
+const results = new RedisResultStore<number>({ url: REDIS_URL, prefix: RESULT_PREFIX });
 
 const worker = new Worker<Row, number>(transport, (requests) => insertMany(requests.map((r) => r.payload)), {
   flushEvery: 500,

@@ -1,18 +1,16 @@
 // A Worker on Amazon SQS — or on an SQS emulator.
 //
-//   pnpm --filter @tranche/examples-sqs-worker build && pnpm --filter @tranche/examples-sqs-worker start
+//   pnpm --filter @tranche/examples-sqs-worker start
 //
-// With no settings it starts the fauxqs emulator in this process (this repository has it
-// installed) and creates its two queues. To use an existing queue instead:
-//   AWS:       SQS_QUEUE_URL=https://sqs.eu-west-1.amazonaws.com/123456789012/orders
-//              SQS_DLQ_URL=https://sqs.eu-west-1.amazonaws.com/123456789012/orders-dlq
-//              AWS_REGION=eu-west-1, credentials from the usual AWS chain (env, profile, role)
-//              (a receiving transport needs a dead-letter target: SQS_DLQ_URL, or SQS_NATIVE_DLQ=1
-//              when the queue has a RedrivePolicy of its own)
-//   emulator:  npx fauxqs   (or: docker run -p 4566:4566 kibertoad/fauxqs)
-//              aws --endpoint-url http://127.0.0.1:4566 sqs create-queue --queue-name orders   (and orders-dlq)
-//              SQS_ENDPOINT=http://127.0.0.1:4566 SQS_QUEUE_URL=http://sqs.us-east-1.localhost:4566/000000000000/orders
-//              SQS_DLQ_URL=…/orders-dlq AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+// Where the queues are, first match wins:
+//   SQS_QUEUE_URL set   an existing queue (AWS or not): SQS_QUEUE_URL=https://sqs.eu-west-1.amazonaws.com/123456789012/orders
+//                       SQS_DLQ_URL=…/orders-dlq (or SQS_NATIVE_DLQ=1 when the queue has a RedrivePolicy), AWS_REGION,
+//                       credentials from the usual AWS chain; SQS_ENDPOINT for a non-AWS endpoint
+//   an emulator         at SQS_ENDPOINT, or on 127.0.0.1:4566 (`docker compose up -d sqs` runs fauxqs there): the
+//                       example creates two queues of its own and deletes them when it ends
+//   otherwise           the fauxqs emulator, started in this process (this repository has it installed)
+import { createConnection } from "node:net";
+import { CreateQueueCommand, DeleteQueueCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { SqsTransport, type SqsTransportOptions } from "@tranche/sqs";
 import { startSqsEmulator } from "@tranche/sqs/testing";
 import { Worker } from "@tranche/worker";
@@ -22,7 +20,21 @@ interface Order {
   cents: number;
 }
 
-/** Where the queues are: from the environment, or an emulator started here. */
+const LOCAL = { region: "us-east-1", credentials: { accessKeyId: "test", secretAccessKey: "test" } };
+
+function reachable(endpoint: string): Promise<boolean> {
+  const { hostname, port } = new URL(endpoint);
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: hostname, port: Number(port || 80) });
+    socket.once("connect", () => {
+      socket.end();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
+/** Where the queues are: from the environment, an emulator that runs, or one started here. */
 async function connect(): Promise<{ options: SqsTransportOptions<Order>; stop(): Promise<void> }> {
   if (process.env.SQS_QUEUE_URL) {
     const endpoint = process.env.SQS_ENDPOINT;
@@ -37,8 +49,24 @@ async function connect(): Promise<{ options: SqsTransportOptions<Order>; stop():
       stop: async () => {},
     };
   }
+  const endpoint = process.env.SQS_ENDPOINT ?? "http://127.0.0.1:4566";
+  if (await reachable(endpoint)) {
+    console.log(`SQS emulator at ${endpoint}`);
+    const client = new SQSClient({ endpoint, ...LOCAL });
+    const run = `${Date.now().toString(36)}-${process.pid}`;
+    const create = async (name: string) => (await client.send(new CreateQueueCommand({ QueueName: name }))).QueueUrl!;
+    const queueUrl = await create(`tranche-orders-${run}`);
+    const deadLetterQueueUrl = await create(`tranche-orders-${run}-dlq`);
+    return {
+      options: { endpoint, ...LOCAL, queueUrl, deadLetterQueueUrl },
+      stop: async () => {
+        for (const QueueUrl of [queueUrl, deadLetterQueueUrl]) await client.send(new DeleteQueueCommand({ QueueUrl }));
+        client.destroy();
+      },
+    };
+  }
   const emulator = await startSqsEmulator();
-  console.log(`SQS emulator (fauxqs) at ${emulator.endpoint}`);
+  console.log(`SQS emulator (fauxqs) started in this process at ${emulator.endpoint}`);
   const queueUrl = await emulator.createQueue("orders");
   const deadLetterQueueUrl = await emulator.createQueue("orders-dlq");
   return { options: { ...emulator.connection, queueUrl, deadLetterQueueUrl }, stop: () => emulator.stop() };
