@@ -68,7 +68,7 @@ const ok = outcomes.filter((o) => o.outcome.ok);
 const failed = outcomes.filter((o) => !o.outcome.ok);
 console.log(`\n${ok.length} jobs done, ${failed.length} dead-lettered, ${retried} retries on the way`);
 for (const { job, outcome } of failed) if (!outcome.ok) console.log(`job ${job.n}: ${outcome.error.name}: ${outcome.error.message}`);
-console.log(`dead letters kept by the transport: ${transport.deadLetters().map((d) => `job ${d.payload?.n} (attempt ${d.attempt})`).join(", ")}`);
+console.log(`dead letters kept by the transport: ${(await transport.deadLetters()).map((d) => `job ${d.payload?.n} (attempt ${d.attempt})`).join(", ")}`);
 if (ok.length + failed.length !== jobs.length || failed.length === 0 || retried === 0) {
   console.error("unexpected: every job should end once, some after a retry, job 13 dead-lettered");
   process.exitCode = 1;

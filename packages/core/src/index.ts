@@ -23,6 +23,7 @@ export {
 export { Heap } from "./heap.js";
 export { backoffDelay, resolveOptions } from "./options.js";
 export type { Backoff, BatcherOptions, FlushReason, ResolvedOptions, RetryOptions } from "./options.js";
-export type { Delivery, Outcome, ResultStore, SendOptions, Transport, TransportCapabilities } from "./transport.js";
+export { errorInfo } from "./transport.js";
+export type { DeadLetter, Delivery, ErrorInfo, Outcome, QueueDepth, ResultStore, SendOptions, Transport, TransportCapabilities } from "./transport.js";
 export { checkInteger, checkMs, checkTime, invalidOption, quote } from "./validation.js";
 export type { CheckOptions, RangeOptions } from "./validation.js";

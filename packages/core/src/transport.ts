@@ -91,3 +91,52 @@ export interface ResultStore<R = unknown> {
   /** Resolves with the outcome once it is stored; rejects with `TimeoutError` after `timeout` ms or when `signal` aborts. Never polls. */
   wait(id: string, options?: { timeout?: number; signal?: AbortSignal }): Promise<Outcome<R>>;
 }
+
+/**
+ * An error as plain data: what a dead letter, a stored outcome or an event keeps of it. An
+ * `Error` object kept for long keeps alive whatever its captured call sites reference (a
+ * whole batch, with its payloads) until its `stack` is read; this keeps only strings.
+ */
+export interface ErrorInfo {
+  readonly name: string;
+  readonly message: string;
+  /** The formatted stack, when there was one. */
+  readonly stack?: string;
+}
+
+/** `ErrorInfo` of any thrown value. */
+export function errorInfo(error: unknown): ErrorInfo {
+  if (typeof error === "object" && error !== null) {
+    const { name, message, stack } = error as { name?: unknown; message?: unknown; stack?: unknown };
+    const info = { name: typeof name === "string" ? name : "Error", message: typeof message === "string" ? message : String(error) };
+    return typeof stack === "string" ? { ...info, stack } : info;
+  }
+  return { name: "Error", message: String(error) };
+}
+
+/** A dead-lettered item, in the same shape on every transport. */
+export interface DeadLetter<T> {
+  readonly id: string;
+  /** The decoded payload; `undefined` when `raw` cannot be decoded (then `reason` is the `DecodeError`). */
+  readonly payload: T | undefined;
+  /** The message bytes as the broker kept them. */
+  readonly raw: string | Uint8Array;
+  /** Deliveries of the item, the dead-lettered one included. */
+  readonly attempt: number;
+  /** Handler runs of the item that ended with a retry; `undefined` when the transport cannot tell. */
+  readonly retries: number | undefined;
+  readonly reason: ErrorInfo;
+  /** Epoch ms the item was dead-lettered at. */
+  readonly at: number;
+}
+
+/** Messages of a queue by state, for an autoscaler or a dashboard; exact or approximate per broker. */
+export interface QueueDepth {
+  /** Waiting to be received now. */
+  readonly ready: number;
+  /** Sent with a delay or retried, not due yet. */
+  readonly delayed: number;
+  /** Received and not yet settled. */
+  readonly inFlight: number;
+  readonly deadLettered: number;
+}

@@ -1,59 +1,96 @@
-import { TimeoutError, checkMs, systemClock } from "@tranche/core";
-import type { Clock, Outcome, ResultStore } from "@tranche/core";
+import { TimeoutError, TransportError, checkInteger, checkMs, jsonCodec, systemClock } from "@tranche/core";
+import type { Clock, Codec, Outcome, ResultStore } from "@tranche/core";
 import { type HeapNode, KeyedHeap } from "./keyed-heap.js";
 import { PREFIX, checkClock, checkOptionsObject, invalid, unref } from "./options.js";
 
-export interface MemoryResultStoreOptions {
+export interface MemoryResultStoreOptions<R = unknown> {
   /** Source of time for `ttl` and `wait` timeouts. @default systemClock */
   clock?: Clock;
+  /** ms an outcome is kept when `set` is called without a `ttl`; `Infinity` keeps it until `maxEntries` pushes it out. @default 86_400_000 (a day, as `RedisResultStore`) */
+  ttl?: number;
+  /** Outcomes kept; beyond it the oldest stored goes first. @default 100_000 */
+  maxEntries?: number;
+  /**
+   * Turns outcomes into the bytes kept, and back: what a networked store does, so a result it
+   * could not store (a `BigInt`, a circular object) fails here too, and nothing stored keeps
+   * the objects a handler returned alive. @default jsonCodec
+   */
+  codec?: Codec<Outcome<R>>;
 }
 
-interface Stored<R> extends HeapNode {
+interface Stored extends HeapNode {
   readonly id: string;
-  readonly outcome: Outcome<R>;
+  readonly raw: string | Uint8Array;
 }
 
-/** Outcomes kept in a `Map`, with `ttl` expiry and `wait` resolved by `set` (no polling). */
+/**
+ * Outcomes kept in a `Map` as the codec's bytes, each for its `ttl` and at most `maxEntries` of
+ * them, with `wait` resolved by `set` (no polling): the embedded default, bounded like the others.
+ */
 export class MemoryResultStore<R = unknown> implements ResultStore<R> {
   private readonly clock: Clock;
-  private readonly stored = new Map<string, Stored<R>>();
-  private readonly expiries = new KeyedHeap<Stored<R>>();
+  private readonly ttl: number;
+  private readonly maxEntries: number;
+  private readonly codec: Codec<Outcome<R>>;
+  /** In the order they were stored: the first is the oldest. */
+  private readonly stored = new Map<string, Stored>();
+  private readonly expiries = new KeyedHeap<Stored>();
   private readonly waiters = new Map<string, Set<(outcome: Outcome<R>) => void>>();
   private seq = 0;
   private timer: unknown;
   private timerAt = Infinity;
 
-  constructor(options?: MemoryResultStoreOptions) {
-    const o = checkOptionsObject(options) as MemoryResultStoreOptions;
+  constructor(options?: MemoryResultStoreOptions<R>) {
+    const o = checkOptionsObject(options) as MemoryResultStoreOptions<R>;
     this.clock = checkClock(o.clock) ?? systemClock;
+    this.ttl = o.ttl === undefined ? 86_400_000 : checkMs("ttl", o.ttl, { min: 1, allowInfinity: true, prefix: PREFIX });
+    this.maxEntries = o.maxEntries === undefined ? 100_000 : checkInteger("maxEntries", o.maxEntries, { min: 1, allowInfinity: true, prefix: PREFIX });
+    const c = o.codec as Partial<Codec<Outcome<R>>> | undefined;
+    if (c !== undefined && (typeof c !== "object" || c === null || typeof c.encode !== "function" || typeof c.decode !== "function")) {
+      invalid("codec", "an object with encode and decode", o.codec);
+    }
+    this.codec = o.codec ?? (jsonCodec as Codec<Outcome<R>>);
   }
 
-  /** Stores `outcome` under `id` for `ttl` ms (forever when absent), replacing what was there. */
+  /**
+   * Stores `outcome` under `id` for `ttl` ms (the store's `ttl` when absent), replacing what was
+   * there. An outcome the codec cannot encode is refused with a non-retryable `TransportError`.
+   */
   async set(id: string, outcome: Outcome<R>, ttl?: number): Promise<void> {
     checkId(id);
     if (typeof outcome !== "object" || outcome === null || typeof outcome.ok !== "boolean") invalid("outcome", "an Outcome ({ ok, value } or { ok, error })", outcome);
-    const lifetime = ttl === undefined ? Infinity : checkMs("ttl", ttl, { allowInfinity: true, prefix: PREFIX });
+    const lifetime = ttl === undefined ? this.ttl : checkMs("ttl", ttl, { allowInfinity: true, prefix: PREFIX });
+    let raw: string | Uint8Array;
+    try {
+      raw = this.codec.encode(outcome);
+    } catch (error) {
+      throw new TransportError(`[tranche/memory] cannot encode the outcome of ${JSON.stringify(id)}: ${(error as Error | undefined)?.message ?? String(error)}`, { retryable: false, cause: error });
+    }
     const previous = this.stored.get(id);
-    if (previous !== undefined) this.expiries.remove(previous);
-    if (lifetime <= 0) {
+    if (previous !== undefined) {
+      this.expiries.remove(previous);
       this.stored.delete(id);
-    } else {
-      const entry: Stored<R> = { id, outcome, key: this.clock.now() + lifetime, seq: ++this.seq, heapIndex: -1 };
+    }
+    if (lifetime > 0) {
+      const entry: Stored = { id, raw, key: this.clock.now() + lifetime, seq: ++this.seq, heapIndex: -1 };
       this.stored.set(id, entry);
       if (lifetime !== Infinity) this.expiries.rekey(entry, entry.key);
+      if (this.stored.size > this.maxEntries) this.evictOldest();
     }
     this.schedule();
     const waiting = this.waiters.get(id);
     if (waiting !== undefined) {
       this.waiters.delete(id);
-      for (const resolve of waiting) resolve(outcome);
+      const stored = this.codec.decode(raw);
+      for (const resolve of waiting) resolve(stored);
     }
   }
 
   async get(id: string): Promise<Outcome<R> | undefined> {
     checkId(id);
     this.expire();
-    return this.stored.get(id)?.outcome;
+    const entry = this.stored.get(id);
+    return entry === undefined ? undefined : this.codec.decode(entry.raw);
   }
 
   /**
@@ -69,7 +106,7 @@ export class MemoryResultStore<R = unknown> implements ResultStore<R> {
       if (signal?.aborted) return Promise.reject(signal.reason);
       this.expire();
       const found = this.stored.get(id);
-      if (found !== undefined) return Promise.resolve(found.outcome);
+      if (found !== undefined) return Promise.resolve(this.codec.decode(found.raw));
       return new Promise((resolve, reject) => {
         let timer: unknown;
         const done = (): void => {
@@ -108,6 +145,12 @@ export class MemoryResultStore<R = unknown> implements ResultStore<R> {
   get size(): number {
     this.expire();
     return this.stored.size;
+  }
+
+  private evictOldest(): void {
+    const oldest = this.stored.values().next().value as Stored;
+    this.stored.delete(oldest.id);
+    this.expiries.remove(oldest);
   }
 
   private expire(): void {

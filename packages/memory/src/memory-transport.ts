@@ -1,5 +1,6 @@
-import { ClosedError, TransportError, checkInteger, checkMs, checkTime, decodeWith, jsonCodec, systemClock } from "@tranche/core";
-import type { Clock, Codec, Delivery, SendOptions, Transport, TransportCapabilities } from "@tranche/core";
+import { ClosedError, TransportError, checkInteger, checkMs, checkTime, decodeWith, errorInfo, jsonCodec, systemClock } from "@tranche/core";
+import type { Clock, Codec, DeadLetter, Delivery, QueueDepth, SendOptions, Transport, TransportCapabilities } from "@tranche/core";
+import { DeadLetterList } from "./dead-letters.js";
 import { type HeapNode, KeyedHeap } from "./keyed-heap.js";
 import { PREFIX, checkClock, checkOptionsObject, invalid, unref } from "./options.js";
 
@@ -15,24 +16,14 @@ export interface MemoryTransportOptions<T> {
   codec?: Codec<T>;
   /** Longest time in ms a `receive` waits for a message before resolving `[]`. @default 1000 */
   wait?: number;
-}
-
-/** A message taken out of the queue by `deadLetter`. */
-export interface MemoryDeadLetter<T> {
-  readonly id: string;
-  /** The decoded payload; `undefined` when the bytes could not be decoded (see `error`). */
-  readonly payload: T | undefined;
-  /** The bytes as the queue kept them. */
-  readonly raw: string | Uint8Array;
-  /** Deliveries of the item before it was dead-lettered. */
-  readonly attempt: number;
-  /** Retries of the item before it was dead-lettered (handler runs that ended with a retry). */
-  readonly retries: number;
-  readonly reason: Error;
-  /** The `DecodeError` when the bytes could not be decoded. */
-  readonly error?: Error;
-  /** Epoch ms of the `deadLetter` call. */
-  readonly at: number;
+  /**
+   * Dead letters kept; beyond it the oldest is dropped, counted in `stats.deadLettersDropped`
+   * and handed to `onDeadLetterDropped`. An embedded queue keeps them in memory: bound them.
+   * @default 10_000
+   */
+  maxDeadLetters?: number;
+  /** Called with each dead letter dropped to keep within `maxDeadLetters`. */
+  onDeadLetterDropped?: (letter: DeadLetter<T>) => void;
 }
 
 /** Counts of messages by state. */
@@ -44,6 +35,8 @@ export interface MemoryTransportStats {
   /** Handed to a consumer and not yet settled or expired. */
   readonly leased: number;
   readonly deadLettered: number;
+  /** Dead letters dropped to keep within `maxDeadLetters`. */
+  readonly deadLettersDropped: number;
 }
 
 type State = "ready" | "delayed" | "leased";
@@ -99,7 +92,7 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
   private readonly delayed = new KeyedHeap<Entry>();
   private readonly leases = new KeyedHeap<Entry>();
   private readonly waiters = new Set<Waiter<T>>();
-  private readonly dead: MemoryDeadLetter<T>[] = [];
+  private readonly dead: DeadLetterList<T>;
   private seq = 0;
   private receipts = 0;
   private timer: unknown;
@@ -118,6 +111,9 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
       }
     }
     this.codec = o.codec ?? (jsonCodec as Codec<T>);
+    const max = o.maxDeadLetters === undefined ? 10_000 : checkInteger("maxDeadLetters", o.maxDeadLetters, { min: 0, allowInfinity: true, prefix: PREFIX });
+    if (o.onDeadLetterDropped !== undefined && typeof o.onDeadLetterDropped !== "function") invalid("onDeadLetterDropped", "a function", o.onDeadLetterDropped);
+    this.dead = new DeadLetterList(max, o.onDeadLetterDropped);
   }
 
   async send(payload: T, options?: SendOptions): Promise<string> {
@@ -211,14 +207,13 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
     this.detach(entry);
     this.entries.delete(entry.id);
     const decoded = decodeWith(this.codec, entry.raw);
-    this.dead.push({
+    this.dead.add({
       id: entry.id,
       payload: "payload" in decoded ? decoded.payload : undefined,
       raw: entry.raw,
       attempt: entry.attempt,
       retries: entry.retries,
-      reason,
-      ...("error" in decoded ? { error: decoded.error } : {}),
+      reason: errorInfo(reason),
       at: this.clock.now(),
     });
     this.schedule();
@@ -257,13 +252,55 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
     this.changed();
   }
 
-  /** Dead-lettered messages, oldest first. Readable after `close`. */
-  deadLetters(): MemoryDeadLetter<T>[] {
-    return this.dead.slice();
+  /** Dead letters, oldest first: up to `limit`, after the one of id `after`. Readable after `close`. */
+  async deadLetters(options?: { limit?: number; after?: string }): Promise<DeadLetter<T>[]> {
+    const o = checkOptionsObject(options);
+    const limit = o.limit === undefined ? Infinity : checkInteger("limit", o.limit, { min: 1, allowInfinity: true, prefix: PREFIX });
+    if (o.after !== undefined && typeof o.after !== "string") invalid("after", "a dead letter's id", o.after);
+    return this.dead.page(limit, o.after as string | undefined);
+  }
+
+  /**
+   * Sends dead letters back to the queue, each under its id with a fresh attempt count, not
+   * before `delay` ms from now; resolves with how many went back. Ids not in the dead letters
+   * are skipped, so a repeated redrive does nothing more.
+   */
+  async redrive(ids: readonly string[] | "all", options?: { delay?: number }): Promise<number> {
+    this.assertOpen();
+    const o = checkOptionsObject(options);
+    const delay = o.delay === undefined ? 0 : checkMs("delay", o.delay, { prefix: PREFIX });
+    checkIds(ids);
+    const letters = this.dead.take(ids);
+    for (const letter of letters) {
+      const entry = this.entryOf(letter.id);
+      entry.attempt = 0;
+      entry.retries = 0;
+      this.enqueue(entry, letter.raw, delay);
+    }
+    this.changed();
+    return letters.length;
+  }
+
+  /** Deletes dead letters for good; resolves with how many. */
+  async purgeDeadLetters(ids: readonly string[] | "all"): Promise<number> {
+    checkIds(ids);
+    return this.dead.take(ids).length;
+  }
+
+  /** Messages by state, exact. */
+  async depth(): Promise<QueueDepth> {
+    this.promote(this.clock.now());
+    return { ready: this.ready.size, delayed: this.delayed.size, inFlight: this.leases.size, deadLettered: this.dead.size };
   }
 
   get stats(): MemoryTransportStats {
-    return { ready: this.ready.size, delayed: this.delayed.size, leased: this.leases.size, deadLettered: this.dead.length };
+    return {
+      ready: this.ready.size,
+      delayed: this.delayed.size,
+      leased: this.leases.size,
+      deadLettered: this.dead.size,
+      deadLettersDropped: this.dead.dropped,
+    };
   }
 
   /** Drops every message and resolves pending receives with `[]`; later calls throw `ClosedError`. */
@@ -295,22 +332,32 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
     const o = checkOptionsObject(options) as SendOptions;
     if (o.id !== undefined && (typeof o.id !== "string" || o.id === "")) invalid("id", "a non-empty string", o.id);
     const delay = o.delay === undefined ? 0 : checkMs("delay", o.delay, { prefix: PREFIX });
-    const now = this.clock.now();
     const id = o.id ?? globalThis.crypto.randomUUID();
+    // Re-sending an id re-enqueues that item.
+    this.enqueue(this.entryOf(id), raw, delay);
+    return id;
+  }
+
+  /** The item of `id`, taken out of line (a delivery still out for it can no longer settle it); a new one if there is none. */
+  private entryOf(id: string): Entry {
     let entry = this.entries.get(id);
     if (entry === undefined) {
-      entry = { id, raw, state: "ready", attempt: 0, retries: 0, notBefore: undefined, receipt: 0, key: 0, seq: 0, heapIndex: -1 };
+      entry = { id, raw: "", state: "ready", attempt: 0, retries: 0, notBefore: undefined, receipt: 0, key: 0, seq: 0, heapIndex: -1 };
       this.entries.set(id, entry);
     } else {
-      // Re-sending an id re-enqueues that item: a delivery still out for it can no longer settle it.
       this.detach(entry);
-      entry.raw = raw;
-      entry.receipt = 0;
     }
+    entry.receipt = 0;
+    return entry;
+  }
+
+  /** Puts an item out of line back in line with these bytes, not before `delay` ms from now. */
+  private enqueue(entry: Entry, raw: string | Uint8Array, delay: number): void {
+    const now = this.clock.now();
+    entry.raw = raw;
     entry.seq = ++this.seq;
     entry.notBefore = delay > 0 ? now + delay : undefined;
     this.place(entry, now);
-    return id;
   }
 
   /** Puts an item that is in no heap into `ready` or `delayed` by its `notBefore`. */
@@ -430,4 +477,8 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
     this.timer = undefined;
     this.timerAt = Infinity;
   }
+}
+
+function checkIds(ids: unknown): void {
+  if (ids !== "all" && !(Array.isArray(ids) && ids.every((id) => typeof id === "string"))) invalid("ids", 'an array of ids or "all"', ids);
 }

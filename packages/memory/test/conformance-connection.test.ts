@@ -26,7 +26,7 @@ function suiteOn(Client: Client, timeScale = 1): ConformanceOptions {
       return {
         connect: async () => clients[clients.push(new Client({ host: at.host, port: at.port, queue: name, wait })) - 1] as NetTransport,
         sendRaw: async (raw) => void (await queue.sendRaw(raw)),
-        deadLetters: async () => queue.deadLetters().map((l) => ({ id: l.id, reason: l.reason.message })),
+        deadLetters: async () => (await queue.deadLetters()).map((l) => ({ id: l.id, reason: l.reason.message })),
         close: async () => {
           await Promise.all(clients.map((c) => c.close()));
           await server.drop(name);

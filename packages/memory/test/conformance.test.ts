@@ -13,7 +13,7 @@ describeTransportConformance({
       advance: (ms) => clock.advance(ms),
       now: () => clock.now(),
       clock,
-      deadLetters: async () => transport.deadLetters().map((l) => ({ id: l.id, reason: l.reason.message, attempt: l.attempt, retries: l.retries })),
+      deadLetters: async () => (await transport.deadLetters()).map((l) => ({ id: l.id, reason: l.reason.message, attempt: l.attempt, retries: l.retries })),
       close: () => transport.close(),
     };
   },

@@ -1,4 +1,4 @@
-import { TimeoutError } from "@tranche/core";
+import { TimeoutError, TransportError } from "@tranche/core";
 import type { Outcome } from "@tranche/core";
 import { SimulatedClock } from "@tranche/core/testing";
 import { describe, expect, it } from "vitest";
@@ -35,7 +35,7 @@ describe("MemoryResultStore", () => {
   it("a later set replaces the value and its ttl", async () => {
     const { clock, store } = setup();
     await store.set("a", ok(1), 100);
-    await store.set("a", ok(2));
+    await store.set("a", ok(2), Infinity);
     await clock.advance(1000);
     expect(await store.get("a")).toEqual(ok(2));
     expect(clock.pendingTimers).toBe(0);
@@ -45,9 +45,45 @@ describe("MemoryResultStore", () => {
     const { clock, store } = setup();
     const waiting = store.wait("a", { timeout: 10_000 });
     await clock.advance(3000);
-    await store.set("a", ok("done"));
+    await store.set("a", ok("done"), Infinity);
     expect(await waiting).toEqual(ok("done"));
     expect(clock.pendingTimers).toBe(0);
+  });
+
+  it("keeps an outcome set without a ttl for a day by default, as RedisResultStore", async () => {
+    const { clock, store } = setup();
+    await store.set("a", ok(1));
+    await clock.advance(86_400_000 - 1);
+    expect(await store.get("a")).toEqual(ok(1));
+    await clock.advance(1);
+    expect(await store.get("a")).toBeUndefined();
+    expect(store.size).toBe(0);
+  });
+
+  it("keeps at most maxEntries outcomes: the oldest stored goes first", async () => {
+    const store = new MemoryResultStore({ clock: new SimulatedClock(0), maxEntries: 2 });
+    await store.set("a", ok(1));
+    await store.set("b", ok(2));
+    await store.set("a", ok(3));
+    await store.set("c", ok(4));
+    expect([await store.get("a"), await store.get("b"), await store.get("c")]).toEqual([ok(3), undefined, ok(4)]);
+    expect(store.size).toBe(2);
+  });
+
+  it("refuses what a networked store could not keep, with a non-retryable TransportError, and keeps copies", async () => {
+    const { store } = setup();
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    for (const value of [10n, circular]) {
+      const error = await store.set("x", ok(value)).catch((e: unknown) => e);
+      expect(TransportError.isInstance(error)).toBe(true);
+      expect(error).toMatchObject({ retryable: false, message: expect.stringContaining('[tranche/memory] cannot encode the outcome of "x"') });
+    }
+    expect(await store.get("x")).toBeUndefined();
+    const value = { n: 1 };
+    await store.set("y", ok(value));
+    value.n = 2;
+    expect(await store.get("y")).toEqual(ok({ n: 1 }));
   });
 
   it("wait resolves at once for a stored outcome", async () => {

@@ -2,11 +2,11 @@ import { ClosedError, DecodeError, TransportError } from "@tranche/core";
 import type { Delivery } from "@tranche/core";
 import { SimulatedClock } from "@tranche/core/testing";
 import { describe, expect, it } from "vitest";
-import { MemoryTransport } from "../src/index.js";
+import { MemoryTransport, type MemoryTransportOptions } from "../src/index.js";
 
 const T0 = 1_700_000_000_000;
 
-function setup(options: { visibilityTimeout?: number; wait?: number } = {}) {
+function setup(options: Omit<MemoryTransportOptions<unknown>, "clock"> = {}) {
   const clock = new SimulatedClock(T0);
   const transport = new MemoryTransport<unknown>({ clock, visibilityTimeout: 1000, wait: 0, ...options });
   const signal = new AbortController().signal;
@@ -56,12 +56,11 @@ describe("MemoryTransport", () => {
     expect(DecodeError.isInstance(delivery?.error)).toBe(true);
     expect(delivery?.payload).toBeUndefined();
     await transport.deadLetter(delivery as Delivery<unknown>, delivery?.error as Error);
-    const [letter] = transport.deadLetters();
+    const [letter] = await transport.deadLetters();
     expect(letter?.id).toBe("garbage");
     expect(letter?.raw).toBe(raw);
     expect(letter?.payload).toBeUndefined();
-    expect(DecodeError.isInstance(letter?.error)).toBe(true);
-    expect(letter?.reason).toBe(delivery?.error);
+    expect(letter?.reason).toMatchObject({ name: "DecodeError", message: (delivery?.error as Error).message });
   });
 
   it("waits on the clock for a message and resolves as soon as one is sent", async () => {
@@ -115,7 +114,7 @@ describe("MemoryTransport", () => {
     await transport.ack([deliveries[0] as Delivery<unknown>]);
     await clock.advance(10_000);
     expect(await transport.receive(10, signal)).toEqual([]);
-    expect(transport.stats).toEqual({ ready: 0, delayed: 0, leased: 0, deadLettered: 0 });
+    expect(transport.stats).toEqual({ ready: 0, delayed: 0, leased: 0, deadLettered: 0, deadLettersDropped: 0 });
   });
 
   it("redelivers an unacked delivery after the visibility timeout with attempt + 1", async () => {
@@ -252,7 +251,49 @@ describe("MemoryTransport", () => {
     await transport.deadLetter(delivery, reason);
     await clock.advance(10_000);
     expect(await transport.receive(1, signal)).toEqual([]);
-    expect(transport.deadLetters()).toEqual([{ id, payload: { n: 1 }, raw: '{"n":1}', attempt: 1, retries: 0, reason, at: T0 }]);
+    expect(await transport.deadLetters()).toEqual([
+      { id, payload: { n: 1 }, raw: '{"n":1}', attempt: 1, retries: 0, reason: { name: "Error", message: "poison", stack: reason.stack }, at: T0 },
+    ]);
+  });
+
+  it("keeps a dead letter's reason as plain data, not the Error (which would keep its call sites alive)", async () => {
+    const { transport, signal } = setup();
+    await transport.send(1);
+    const [delivery] = (await transport.receive(1, signal)) as [Delivery<unknown>];
+    await transport.deadLetter(delivery, new RangeError("too big"));
+    const [letter] = await transport.deadLetters();
+    expect(letter?.reason).not.toBeInstanceOf(Error);
+    expect(Object.keys(letter?.reason ?? {}).sort()).toEqual(["message", "name", "stack"]);
+    expect(letter?.reason.stack).toContain("RangeError: too big");
+  });
+
+  it("keeps at most maxDeadLetters, dropping the oldest with a count and a call, never silently", async () => {
+    const dropped: string[] = [];
+    const { transport, signal } = setup({ maxDeadLetters: 2, onDeadLetterDropped: (letter) => dropped.push(letter.id) });
+    const ids = await transport.sendMany([1, 2, 3]);
+    for (const delivery of await transport.receive(3, signal)) await transport.deadLetter(delivery, new Error("x"));
+    expect((await transport.deadLetters()).map((l) => l.id)).toEqual(ids.slice(1));
+    expect(dropped).toEqual(ids.slice(0, 1));
+    expect(transport.stats).toMatchObject({ deadLettered: 2, deadLettersDropped: 1 });
+  });
+
+  it("pages dead letters, redrives them under their id with a fresh attempt count, and purges them", async () => {
+    const { clock, transport, signal } = setup();
+    const ids = await transport.sendMany([1, 2, 3, 4]);
+    for (const delivery of await transport.receive(4, signal)) await transport.deadLetter(delivery, new Error("x"));
+    expect((await transport.deadLetters({ limit: 2 })).map((l) => l.id)).toEqual(ids.slice(0, 2));
+    expect((await transport.deadLetters({ limit: 2, after: ids[1] })).map((l) => l.id)).toEqual(ids.slice(2));
+    expect(await transport.redrive([ids[0]!, ids[1]!, "unknown"], { delay: 100 })).toBe(2);
+    expect(await transport.redrive([ids[0]!])).toBe(0);
+    expect(await transport.depth()).toEqual({ ready: 0, delayed: 2, inFlight: 0, deadLettered: 2 });
+    await clock.advance(100);
+    expect((await transport.receive(10, signal)).map((d) => [d.id, d.payload, d.attempt, d.retries])).toEqual([
+      [ids[0], 1, 1, 0],
+      [ids[1], 2, 1, 0],
+    ]);
+    expect(await transport.purgeDeadLetters("all")).toBe(2);
+    expect(await transport.depth()).toEqual({ ready: 0, delayed: 0, inFlight: 2, deadLettered: 0 });
+    await expect(transport.redrive("some" as never)).rejects.toThrow(TypeError);
   });
 
   it("retry carries retries + 1 with the item; a lease expiry carries it unchanged", async () => {
@@ -367,6 +408,6 @@ describe("MemoryTransport", () => {
       await transport.ack(deliveries);
     }
     expect(seen).toBe(n);
-    expect(transport.stats).toEqual({ ready: 0, delayed: 0, leased: 0, deadLettered: 0 });
+    expect(transport.stats).toEqual({ ready: 0, delayed: 0, leased: 0, deadLettered: 0, deadLettersDropped: 0 });
   });
 });

@@ -1,4 +1,4 @@
-import type { FlushReason } from "@tranche/core";
+import type { ErrorInfo, FlushReason } from "@tranche/core";
 import type { TransportOperationError } from "./errors.js";
 
 /** A batch was handed to the handler. */
@@ -39,7 +39,8 @@ export interface DeadLetterEvent {
   readonly attempt: number;
   /** Handler runs of the item, this one included when it ran; `undefined` when the transport cannot tell. */
   readonly runs: number | undefined;
-  readonly reason: Error;
+  /** Why, as plain data: a listener that keeps events keeps no batch alive through an `Error`'s call sites. */
+  readonly reason: ErrorInfo;
 }
 
 /** The events of a `Worker` and their listeners' arguments. */

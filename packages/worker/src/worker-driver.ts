@@ -6,6 +6,7 @@ import {
   ClosedError,
   type Delivery,
   DriverRequest,
+  errorInfo,
   type Flight,
   type Outcome,
   type ResultStore,
@@ -471,7 +472,8 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
 
   private async deadLetter(item: WorkItem<T, R>, reason: Error): Promise<void> {
     const all = this.withMerged([item]);
-    for (const each of all) this.emit("deadLetter", { id: each.id, attempt: each.attempt, runs: this.runs(each), reason });
+    const info = errorInfo(reason);
+    for (const each of all) this.emit("deadLetter", { id: each.id, attempt: each.attempt, runs: this.runs(each), reason: info });
     const outcome = { ok: false, error: { name: reason.name, message: reason.message } } as const;
     const stored = this.own.results === undefined ? all : await this.store(all, () => outcome);
     // A dead letter that cannot be written is left to the broker: it hands the item out again.

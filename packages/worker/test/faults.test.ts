@@ -121,7 +121,7 @@ describe("Worker under transport faults", () => {
     await s.worker.start();
     await s.clock.advance(10_000);
     expect(s.events.error.map((e) => e.operation)).toEqual(["deadLetter", "deadLetter", "deadLetter"]);
-    expect(s.transport.deadLetters().map((d) => d.id)).toEqual([id]);
+    expect((await s.transport.deadLetters()).map((d) => d.id)).toEqual([id]);
     expect(s.calls).toHaveLength(1);
     await s.worker.close();
   });
@@ -171,12 +171,12 @@ describe("Worker under transport faults", () => {
           for (let i = 0; i < 120 && s.transport.stats.ready + s.transport.stats.delayed + s.transport.stats.leased > 0; i++) await s.clock.advance(2000);
           await Promise.all([s.worker.close(), s.clock.advance(60_000)]);
           expect(s.transport.stats).toMatchObject({ ready: 0, leased: 0, delayed: 0 });
-          const dead = s.transport.deadLetters().map((d) => d.id);
+          const dead = (await s.transport.deadLetters()).map((d) => d.id);
           expect(new Set(dead).size).toBe(dead.length);
           expectConserved(s.faulty as FaultyTransport<unknown>, ids, dead);
           // "fail" items always end in the dead letters; others only when a throw of their batch found them on their last attempt.
           for (const id of ids.filter((_, i) => outcomes[i] === "fail")) expect(dead).toContain(id);
-          for (const letter of s.transport.deadLetters()) {
+          for (const letter of (await s.transport.deadLetters())) {
             const expected = outcomes[letter.payload as number] === "fail" ? ["failed", "thrown"] : ["thrown"];
             expect(expected).toContain(letter.reason.message);
           }

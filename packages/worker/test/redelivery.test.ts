@@ -46,7 +46,7 @@ describe("redelivery is not failure (default options)", () => {
     await b.start();
     await clock.advance(1000);
     await b.close();
-    expect(transport.deadLetters()).toEqual([]);
+    expect(await transport.deadLetters()).toEqual([]);
     expect(runs.filter((r) => r.worker === "b").map((r) => r.id).sort()).toEqual(ids.slice(10).sort());
     expect(transport.stats).toMatchObject({ ready: 0, leased: 0, delayed: 0 });
   });
@@ -73,7 +73,7 @@ describe("redelivery is not failure (default options)", () => {
     await b.start();
     await clock.advance(0);
     await b.close();
-    expect(transport.deadLetters()).toEqual([]);
+    expect(await transport.deadLetters()).toEqual([]);
     expect(runs).toEqual([{ worker: "b", id, attempt: 4 }]);
   });
 
@@ -93,9 +93,9 @@ describe("redelivery is not failure (default options)", () => {
     await s.worker.close();
     expect(s.calls.map((c) => c.attempts[0])).toEqual([3, 4]);
     expect(s.events.retry).toEqual([expect.objectContaining({ id, attempt: 3 })]);
-    const [dead] = s.transport.deadLetters();
+    const [dead] = (await s.transport.deadLetters());
     expect(dead).toMatchObject({ id, attempt: 4, retries: 1 });
-    expect(RetriesExhaustedError.isInstance(dead?.reason)).toBe(true);
+    expect((dead?.reason.name === "RetriesExhaustedError")).toBe(true);
     expect(s.events.deadLetter).toEqual([expect.objectContaining({ id, attempt: 4, runs: 2 })]);
   });
 
@@ -114,8 +114,8 @@ describe("redelivery is not failure (default options)", () => {
     await clock.advance(0);
     await worker.close();
     expect(runs).toEqual([]);
-    expect(transport.deadLetters()).toEqual([expect.objectContaining({ id, attempt: 3, retries: 2 })]);
-    expect(RetriesExhaustedError.isInstance(transport.deadLetters()[0]?.reason)).toBe(true);
+    expect(await transport.deadLetters()).toEqual([expect.objectContaining({ id, attempt: 3, retries: 2 })]);
+    expect((await transport.deadLetters())[0]?.reason.name).toBe("RetriesExhaustedError");
   });
 
   it("maxDeliveries dead-letters an item delivered more often than that, saying how often and how many runs", async () => {
@@ -126,9 +126,9 @@ describe("redelivery is not failure (default options)", () => {
     await s.clock.advance(0);
     await s.worker.close();
     expect(s.calls).toEqual([]);
-    const [dead] = s.transport.deadLetters();
+    const [dead] = (await s.transport.deadLetters());
     expect(dead).toMatchObject({ id, attempt: 4 });
-    expect(DeliveryLimitError.isInstance(dead?.reason)).toBe(true);
+    expect((dead?.reason.name === "DeliveryLimitError")).toBe(true);
     expect(dead?.reason.message).toContain("delivered 4 times, 0 handler runs ended with a retry; maxDeliveries is 3");
     expect(s.events.deadLetter).toEqual([expect.objectContaining({ id, attempt: 4, runs: 0 })]);
   });
@@ -154,7 +154,7 @@ describe("redelivery is not failure (default options)", () => {
     await s.worker.close();
     // Third delivery, counted as the third try: it runs once, and its retry() finds no attempts left.
     expect(s.calls.map((c) => c.attempts)).toEqual([[3]]);
-    expect(RetriesExhaustedError.isInstance(s.transport.deadLetters()[0]?.reason)).toBe(true);
+    expect((await s.transport.deadLetters())[0]?.reason.name).toBe("RetriesExhaustedError");
   });
 
   it("the handler sees the retries the transport carried, apart from the deliveries", async () => {

@@ -84,7 +84,7 @@ describe("Worker under arbitrary interleavings (fc.scheduler)", () => {
             const endings = acked.filter((x) => x === id).length + dead.filter((x) => x === id).length;
             expect(endings, `${id} ends once`).toBe(1);
           }
-          expect(memory.deadLetters().map((d) => d.id).sort()).toEqual([...dead].sort());
+          expect((await memory.deadLetters()).map((d) => d.id).sort()).toEqual([...dead].sort());
           for (const id of ids) expect(seen.has(`${id}#1`), `${id} was handled`).toBe(true);
           // A delivery is handed to the handler once, and a retried one comes back as attempt 2.
           for (const [key, count] of seen) expect(count, key).toBe(1);
