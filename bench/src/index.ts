@@ -13,10 +13,10 @@ import { type Run, batcherTable, inProcessTable, memoryTable, targetLines, trans
 import { type TransportRun, type TransportSuiteName, runTransportBench } from "./transport-suite.js";
 import { transportBenches } from "./transports/index.js";
 
-const usage = `Usage: node --expose-gc dist/index.js [--quick] [--suite in-process,batcher,heap,memory,redis,sqs,nats]
+const usage = `Usage: node --expose-gc dist/index.js [--quick] [--suite in-process,batcher,heap,memory,redis,sqs,nats,amqp]
        [--only tranche,dataloader,batshit,floor] [--sizes 10,100,1000] [--gc-rounds] [--out FILE]
 --gc-rounds forces a full GC before each timed round (a diagnostic: see README).
-heap is bytes per held item; memory, redis, sqs and nats compare a Worker with a raw receive → ack loop on that transport.
+heap is bytes per held item; memory, redis, sqs, nats and amqp compare a Worker with a raw receive → ack loop on that transport.
 A run narrowed by --suite, --only, --sizes or --gc-rounds writes no file unless --out is given.`;
 
 const { values: args } = parseArgs({
@@ -63,7 +63,7 @@ const transportRoundsBySuite: Partial<Record<TransportSuiteName, number>> = {};
 const transportSuites = Object.keys(transportBenches) as TransportSuiteName[];
 const suites = new Set(args.suite?.split(",") ?? ["in-process", "batcher", "heap", ...transportSuites]);
 for (const suite of suites) {
-  if (!["in-process", "batcher", "heap", "memory", "redis", "sqs", "nats"].includes(suite)) {
+  if (!["in-process", "batcher", "heap", ...transportSuites].includes(suite)) {
     console.error(`unknown suite ${JSON.stringify(suite)}\n${usage}`);
     process.exit(2);
   }
@@ -112,7 +112,7 @@ async function main(): Promise<void> {
   if (suites.has("heap")) memory = await runMemory(memoryItems, log);
   const transportRuns: TransportRun[] = [];
   const transportSamples: Record<string, Record<"worker" | "raw", number[]>> = {};
-  for (const suite of ["memory", "redis", "sqs", "nats"] as TransportSuiteName[]) {
+  for (const suite of transportSuites) {
     if (!suites.has(suite)) continue;
     const bench = transportBenches[suite];
     if (bench === undefined) throw new Error(`[tranche/bench] suite ${suite} is not registered in bench/src/transports/index.ts`);

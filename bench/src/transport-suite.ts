@@ -3,7 +3,7 @@ import { Worker, type WorkerOptions } from "@tranche/worker";
 import { median } from "./stats.js";
 
 /** A suite of results/latest.json that compares a Worker with a hand-written loop on one transport. */
-export type TransportSuiteName = "memory" | "redis" | "sqs" | "nats";
+export type TransportSuiteName = "memory" | "redis" | "sqs" | "nats" | "amqp";
 
 export interface TransportBenchSettings {
   /** Items sent and then consumed by each contender. */

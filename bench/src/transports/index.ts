@@ -1,4 +1,5 @@
 import type { TransportBench, TransportSuiteName } from "../transport-suite.js";
+import { amqpBench } from "./amqp.js";
 import { memoryBench } from "./memory.js";
 import { natsBench } from "./nats.js";
 import { redisBench } from "./redis.js";
@@ -10,4 +11,5 @@ export const transportBenches: Record<TransportSuiteName, TransportBench> = {
   redis: redisBench,
   sqs: sqsBench,
   nats: natsBench,
+  amqp: amqpBench,
 };

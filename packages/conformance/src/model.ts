@@ -186,6 +186,13 @@ async function drain(model: Model, real: Real): Promise<void> {
   const consumer = real.consumers[0] as Transport<unknown>;
   const latest = Math.max(context.now(), ...[...model.items.values()].map((item) => item.notBefore));
   const owed = (): ModelItem[] => [...model.items.values()].filter((item) => item.owed);
+  // Without leases a held delivery stays with its consumer until settled: give them back first.
+  if (!context.capabilities.lease) {
+    for (const handle of [...model.handles]) {
+      await (real.consumers[handle.consumer] as Transport<unknown>).release([handle.received.delivery]);
+      model.drop(handle);
+    }
+  }
   await context.collect(consumer, {
     done: () => owed().length === 0,
     budget: latest - context.now() + context.lease + context.patience,
