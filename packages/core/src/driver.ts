@@ -15,6 +15,8 @@ export interface BatchRequest<T, R> {
    * crash, a lease expiry); `undefined` when the transport cannot.
    */
   readonly retries?: number;
+  /** A `Worker`'s item: the headers it was sent with (a trace context, say). */
+  readonly headers?: Readonly<Record<string, string>>;
   /** Epoch ms when the item entered the buffer. */
   readonly enqueuedAt: number;
   /** Settle with a result. */
@@ -53,6 +55,7 @@ export interface DriverItem<T, R> extends Entry<T> {
   /** Items merged into this one by `dedupeKey`: they follow its outcome. */
   merged: DriverItem<T, R>[] | undefined;
   readonly retries?: number | undefined;
+  readonly headers?: Readonly<Record<string, string>> | undefined;
   ack(result?: R): void;
   fail(error: unknown): void;
   retry(options?: { delay?: number }): void;
@@ -126,6 +129,9 @@ class RetriedRequest<T, R> implements BatchRequest<T, R> {
   }
   get notBefore(): number {
     return this.request.notBefore;
+  }
+  get headers(): Readonly<Record<string, string>> | undefined {
+    return this.request.headers;
   }
 
   ack(result?: R): void {

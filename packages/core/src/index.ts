@@ -24,6 +24,19 @@ export { Heap } from "./heap.js";
 export { backoffDelay, resolveOptions } from "./options.js";
 export type { Backoff, BatcherOptions, FlushReason, ResolvedOptions, RetryOptions } from "./options.js";
 export { errorInfo } from "./transport.js";
-export type { DeadLetter, Delivery, ErrorInfo, Outcome, QueueDepth, ResultStore, SendOptions, Transport, TransportCapabilities } from "./transport.js";
-export { checkInteger, checkMs, checkTime, invalidOption, quote } from "./validation.js";
+export type {
+  DeadLetter,
+  DeadLetterPage,
+  Delivery,
+  ErrorInfo,
+  Outcome,
+  QueueAdmin,
+  QueueDepth,
+  ResultStore,
+  SendManyOptions,
+  SendOptions,
+  Transport,
+  TransportCapabilities,
+} from "./transport.js";
+export { checkHeaders, checkInteger, checkMs, checkTime, invalidOption, quote } from "./validation.js";
 export type { CheckOptions, RangeOptions } from "./validation.js";

@@ -29,14 +29,26 @@ export interface Delivery<T> {
   readonly leaseUntil?: number;
   /** Set when the message could not be decoded (a `DecodeError`); `payload` is then undefined. */
   readonly error?: Error;
+  /** The headers the item was sent with (`SendOptions.headers`); absent when it had none. */
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+/** Options of `Transport.sendMany`. */
+export interface SendManyOptions {
+  /** Countdown in ms before the items may run (a lower bound). */
+  delay?: number;
+  /**
+   * Headers carried with each item to every delivery of it, and kept by its retries: a trace
+   * context, a tenant. Keep them few and short: brokers bound them (SQS: 10 message attributes
+   * in all, tranche's own included).
+   */
+  headers?: Readonly<Record<string, string>>;
 }
 
 /** Options of `Transport.send`. */
-export interface SendOptions {
+export interface SendOptions extends SendManyOptions {
   /** Item id; sending an id again re-enqueues that item. Generated when absent. */
   id?: string;
-  /** Countdown in ms before the item may run (a lower bound). */
-  delay?: number;
 }
 
 /**
@@ -56,7 +68,7 @@ export interface Transport<T> {
   /** Enqueue one payload; resolves with the item id. */
   send(payload: T, options?: SendOptions): Promise<string>;
   /** Enqueue many payloads; resolves with their ids in order. */
-  sendMany(payloads: T[], options?: { delay?: number }): Promise<string[]>;
+  sendMany(payloads: T[], options?: SendManyOptions): Promise<string[]>;
   /** 0..`max` deliveries; `[]` after the transport's wait, and promptly once `signal` aborts. */
   receive(max: number, signal: AbortSignal): Promise<Delivery<T>[]>;
   /** Remove deliveries for good. Bulk and idempotent. */
@@ -76,6 +88,42 @@ export interface Transport<T> {
    */
   release(deliveries: Delivery<T>[]): Promise<void>;
   close(): Promise<void>;
+  /** Messages of the queue by state (see `QueueAdmin`). Every tranche transport has it. */
+  depth?(): Promise<QueueDepth>;
+  /** The dead letters, oldest first (see `QueueAdmin`). */
+  deadLetters?(options?: DeadLetterPage): Promise<DeadLetter<T>[]>;
+  /** Sends dead letters back to the queue (see `QueueAdmin`). */
+  redrive?(ids: readonly string[] | "all", options?: { delay?: number }): Promise<number>;
+  /** Deletes dead letters for good (see `QueueAdmin`). */
+  purgeDeadLetters?(ids: readonly string[] | "all"): Promise<number>;
+}
+
+/** Which dead letters `deadLetters` returns. */
+export interface DeadLetterPage {
+  /** At most this many. @default all */
+  limit?: number;
+  /** Those after the dead letter of this item id (the last of the previous page). */
+  after?: string;
+}
+
+/**
+ * What an operator does with a queue, on every tranche transport: how deep it is (for an
+ * autoscaler), and its dead letters — list them, send them back, delete them.
+ */
+export interface QueueAdmin<T> {
+  /** Messages by state; exact or approximate per broker (each transport's README says which). */
+  depth(): Promise<QueueDepth>;
+  /** The dead letters, oldest first, a page at a time. */
+  deadLetters(options?: DeadLetterPage): Promise<DeadLetter<T>[]>;
+  /**
+   * Sends dead letters back to the queue, each under its id with a fresh attempt count (not
+   * before `delay` ms from now); resolves with how many went back. Idempotent: an id no longer
+   * in the dead letters is skipped. An interrupted redrive loses nothing: a dead letter leaves
+   * the dead letters only once its item is back in the queue.
+   */
+  redrive(ids: readonly string[] | "all", options?: { delay?: number }): Promise<number>;
+  /** Deletes dead letters for good; resolves with how many. */
+  purgeDeadLetters(ids: readonly string[] | "all"): Promise<number>;
 }
 
 /** How an item ended, as a result store keeps it. */

@@ -96,3 +96,15 @@ export function checkTime(name: string, value: unknown, options?: CheckOptions):
   if (typeof value !== "number" || !Number.isFinite(value)) throw invalidOption(name, "a finite epoch-ms time", value, options?.prefix);
   return value;
 }
+
+/**
+ * Message headers (`SendOptions.headers`): a plain object of string values, or undefined.
+ * Returns it, or throws `invalidOption` ("an object of string values").
+ */
+export function checkHeaders(name: string, value: unknown, options?: CheckOptions): Readonly<Record<string, string>> | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "object" || value === null || Array.isArray(value) || Object.values(value).some((v) => typeof v !== "string")) {
+    throw invalidOption(name, "an object of string values", value, options?.prefix);
+  }
+  return value as Readonly<Record<string, string>>;
+}

@@ -1,5 +1,5 @@
-import { ClosedError, TransportError, checkInteger, checkMs, checkTime, decodeWith, errorInfo, jsonCodec, systemClock } from "@tranche/core";
-import type { Clock, Codec, DeadLetter, Delivery, QueueDepth, SendOptions, Transport, TransportCapabilities } from "@tranche/core";
+import { ClosedError, TransportError, checkHeaders, checkInteger, checkMs, checkTime, decodeWith, errorInfo, jsonCodec, systemClock } from "@tranche/core";
+import type { Clock, Codec, DeadLetter, Delivery, QueueDepth, SendManyOptions, SendOptions, Transport, TransportCapabilities } from "@tranche/core";
 import { DeadLetterList } from "./dead-letters.js";
 import { type HeapNode, KeyedHeap } from "./keyed-heap.js";
 import { PREFIX, checkClock, checkOptionsObject, invalid, unref } from "./options.js";
@@ -50,6 +50,8 @@ interface Entry extends HeapNode {
   /** `retry` calls so far. */
   retries: number;
   notBefore: number | undefined;
+  /** What it was sent with; kept by its retries. */
+  headers: Readonly<Record<string, string>> | undefined;
   /** Receipt of the newest delivery while that delivery may still settle the item; 0 when none. */
   receipt: number;
 }
@@ -124,7 +126,7 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
   }
 
   /** Enqueues every payload, or none when one cannot be encoded. */
-  async sendMany(payloads: T[], options?: { delay?: number }): Promise<string[]> {
+  async sendMany(payloads: T[], options?: SendManyOptions): Promise<string[]> {
     this.assertOpen();
     if (!Array.isArray(payloads)) invalid("payloads", "an array", payloads);
     const raws = payloads.map((payload) => this.encode(payload));
@@ -332,9 +334,12 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
     const o = checkOptionsObject(options) as SendOptions;
     if (o.id !== undefined && (typeof o.id !== "string" || o.id === "")) invalid("id", "a non-empty string", o.id);
     const delay = o.delay === undefined ? 0 : checkMs("delay", o.delay, { prefix: PREFIX });
+    const headers = checkHeaders("headers", o.headers, { prefix: PREFIX });
     const id = o.id ?? globalThis.crypto.randomUUID();
     // Re-sending an id re-enqueues that item.
-    this.enqueue(this.entryOf(id), raw, delay);
+    const entry = this.entryOf(id);
+    entry.headers = headers;
+    this.enqueue(entry, raw, delay);
     return id;
   }
 
@@ -342,7 +347,7 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
   private entryOf(id: string): Entry {
     let entry = this.entries.get(id);
     if (entry === undefined) {
-      entry = { id, raw: "", state: "ready", attempt: 0, retries: 0, notBefore: undefined, receipt: 0, key: 0, seq: 0, heapIndex: -1 };
+      entry = { id, raw: "", state: "ready", attempt: 0, retries: 0, notBefore: undefined, headers: undefined, receipt: 0, key: 0, seq: 0, heapIndex: -1 };
       this.entries.set(id, entry);
     } else {
       this.detach(entry);
@@ -433,6 +438,7 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
         ? { id: entry.id, payload: decoded.payload, attempt: entry.attempt, retries: entry.retries, leaseUntil }
         : { id: entry.id, payload: undefined as T, attempt: entry.attempt, retries: entry.retries, leaseUntil, error: decoded.error };
     if (entry.notBefore !== undefined) (delivery as { notBefore?: number }).notBefore = entry.notBefore;
+    if (entry.headers !== undefined) (delivery as { headers?: Readonly<Record<string, string>> }).headers = entry.headers;
     Object.defineProperty(delivery, RECEIPT, { value: entry.receipt });
     return delivery;
   }

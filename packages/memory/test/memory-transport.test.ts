@@ -296,6 +296,18 @@ describe("MemoryTransport", () => {
     await expect(transport.redrive("some" as never)).rejects.toThrow(TypeError);
   });
 
+  it("carries the headers an item was sent with to each of its deliveries, retries included", async () => {
+    const { clock, transport, signal } = setup();
+    await transport.send("h", { headers: { traceparent: "00-abc-def-01" } });
+    await transport.sendMany(["x"]);
+    const [first, plain] = (await transport.receive(2, signal)) as [Delivery<unknown>, Delivery<unknown>];
+    expect(first.headers).toEqual({ traceparent: "00-abc-def-01" });
+    expect(plain.headers).toBeUndefined();
+    await transport.retry(first, clock.now());
+    expect((await transport.receive(1, signal))[0]?.headers).toEqual({ traceparent: "00-abc-def-01" });
+    await expect(transport.send("bad", { headers: { n: 1 } as never })).rejects.toThrow("Expected `headers` to be an object of string values, got {\"n\":1}");
+  });
+
   it("retry carries retries + 1 with the item; a lease expiry carries it unchanged", async () => {
     const { clock, transport, signal } = setup({ visibilityTimeout: 1000 });
     await transport.send("r");
