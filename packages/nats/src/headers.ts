@@ -5,7 +5,7 @@
 export const Header = {
   /** Item id, stable across redeliveries and re-sends. */
   id: "Tranche-Id",
-  /** Epoch ms before which the item must not run (delayed send). */
+  /** Epoch ms before which the item must not run (a delayed send). */
   notBefore: "Tranche-Not-Before",
   /** Dead letters: the error message that sent the item there. */
   reason: "Tranche-Reason",
@@ -15,4 +15,6 @@ export const Header = {
   subject: "Tranche-Subject",
   /** Dead letters: the delivery attempt that was dead-lettered. */
   attempt: "Tranche-Attempt",
+  /** Dead letters: handler runs of the item that ended with a retry. */
+  retries: "Tranche-Retries",
 } as const;

@@ -1,7 +1,12 @@
-import { ClosedError, TimeoutError, checkMs, type Outcome, type ResultStore } from "@tranche/core";
-import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
-import { openConnection, releaseConnection, type HeldConnection } from "./connection.js";
-import { checkConnection, checkName, invalid, PREFIX, type NatsConnectionOptions } from "./options.js";
+import { ClosedError, TimeoutError, TransportError, checkMs, type Outcome, type ResultStore } from "@tranche/core";
+import { jetstream } from "@nats-io/jetstream";
+import { KvWatchInclude, Kvm, type KV, type KvEntry } from "@nats-io/kv";
+import { describe, transportError } from "./classify.js";
+import { openConnection, type Link } from "./connection.js";
+import { checkConnection, checkName, invalid, PREFIX, timeoutOf, type NatsConnectionOptions } from "./options.js";
+
+// Pause before a failed watch of the bucket is started again.
+const RETRY_WATCH_MS = 250;
 
 export interface NatsKvResultStoreOptions extends NatsConnectionOptions {
   /** KV bucket holding the outcomes; created (file storage) if absent. @default "tranche-results" */
@@ -32,16 +37,28 @@ export function keyOf(id: string): string {
   return ENCODED + Buffer.from(id, "utf8").toString("base64url");
 }
 
+/** A pending `wait`. */
+interface Waiter<R> {
+  settle(outcome: Outcome<R>): void;
+  fail(error: unknown): void;
+}
+
 /**
- * A `ResultStore` on a JetStream KV bucket. `wait()` watches the key (the watch delivers the
- * current value first, so nothing stored before the watch started is missed); it never polls.
+ * A `ResultStore` on a JetStream KV bucket. While any `wait()` is pending the store watches the
+ * bucket's updates with one consumer, whatever the number of waits, and each wait also reads its
+ * key once (an outcome stored before the watch started is not missed); nothing polls. A watch
+ * that fails (the connection is down, the server restarted) is started again, and after every
+ * reconnect each waited key is read again, so an outcome stored meanwhile is not missed.
  */
 export class NatsKvResultStore<R = unknown> implements ResultStore<R> {
   readonly #source: NatsKvResultStoreOptions;
   readonly #bucket: string;
   readonly #ttl: number | undefined;
   readonly #replicas: number;
-  #opened: Promise<{ held: HeldConnection; kv: KV }> | undefined;
+  readonly #waiters = new Map<string, Set<Waiter<R>>>();
+  #opened: Promise<{ link: Link; kv: KV }> | undefined;
+  #watching: Promise<void> | undefined;
+  #watch: { stop(): void } | undefined;
   #closed = false;
 
   constructor(options?: NatsKvResultStoreOptions) {
@@ -56,81 +73,167 @@ export class NatsKvResultStore<R = unknown> implements ResultStore<R> {
     this.#replicas = replicas;
   }
 
+  /** Rejects with a non-retryable `TransportError` when the outcome cannot be serialised (a `BigInt`...). */
   async set(id: string, outcome: Outcome<R>, ttl?: number): Promise<void> {
     if (ttl !== undefined) checkMs("ttl", ttl, { prefix: PREFIX });
-    const { kv } = await this.#open();
     const stored: Stored<R> = ttl === undefined ? { outcome } : { outcome, expiresAt: Date.now() + ttl };
-    await kv.put(keyOf(id), JSON.stringify(stored));
+    let body: string;
+    try {
+      body = JSON.stringify(stored);
+    } catch (cause) {
+      throw new TransportError(`${PREFIX} set failed: the outcome of ${JSON.stringify(id)} cannot be serialised: ${describe(cause)}`, { retryable: false, cause });
+    }
+    const { link, kv } = await this.#open("set");
+    link.assertOnline("set");
+    try {
+      await kv.put(keyOf(id), body);
+    } catch (error) {
+      throw transportError("set", error, link.where());
+    }
   }
 
   async get(id: string): Promise<Outcome<R> | undefined> {
-    const { kv } = await this.#open();
-    return live<R>(await kv.get(keyOf(id)));
+    const { link, kv } = await this.#open("get");
+    link.assertOnline("get");
+    try {
+      return live<R>(await kv.get(keyOf(id)));
+    } catch (error) {
+      throw transportError("get", error, link.where());
+    }
   }
 
-  async wait(id: string, options: { timeout?: number; signal?: AbortSignal } = {}): Promise<Outcome<R>> {
+  /**
+   * Resolves with the outcome once it is stored, across reconnects and server restarts; rejects
+   * with `TimeoutError` after `timeout` or when `signal` aborts, with `ClosedError` when the store
+   * closes, and with a non-retryable `TransportError` (permissions...).
+   */
+  wait(id: string, options: { timeout?: number; signal?: AbortSignal } = {}): Promise<Outcome<R>> {
     const timeout = options.timeout === undefined ? undefined : checkMs("timeout", options.timeout, { prefix: PREFIX });
-    const { kv } = await this.#open();
     const signal = options.signal;
-    if (signal?.aborted) throw new TimeoutError(timeout ?? 0, `[tranche/nats] wait for ${JSON.stringify(id)} was aborted`);
-    const watch = await kv.watch({ key: keyOf(id) });
+    const aborted = (): TimeoutError => new TimeoutError(timeout ?? 0, `[tranche/nats] wait for ${JSON.stringify(id)} was aborted`);
+    if (signal?.aborted) return Promise.reject(aborted());
+    if (this.#closed) return Promise.reject(new ClosedError("[tranche/nats] result store is closed"));
+    const key = keyOf(id);
     return new Promise<Outcome<R>>((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const end = (): void => {
         if (timer !== undefined) clearTimeout(timer);
         signal?.removeEventListener("abort", onAbort);
-        watch.stop();
+        const waiting = this.#waiters.get(key);
+        waiting?.delete(waiter);
+        if (waiting?.size === 0) this.#waiters.delete(key);
+        if (this.#waiters.size === 0) this.#watch?.stop();
       };
-      const onAbort = (): void => {
-        end();
-        reject(new TimeoutError(timeout ?? 0, `[tranche/nats] wait for ${JSON.stringify(id)} was aborted`));
-      };
-      signal?.addEventListener("abort", onAbort, { once: true });
-      if (timeout !== undefined) {
-        timer = setTimeout(() => {
+      const waiter: Waiter<R> = {
+        settle(outcome) {
           end();
-          reject(new TimeoutError(timeout, `[tranche/nats] no result for ${JSON.stringify(id)} within ${timeout} ms`));
-        }, timeout);
-      }
-      void (async () => {
-        try {
-          for await (const entry of watch) {
-            const outcome = live<R>(entry);
-            if (outcome !== undefined) {
-              end();
-              resolve(outcome);
-              return;
-            }
-          }
-        } catch (error) {
+          resolve(outcome);
+        },
+        fail(error) {
           end();
           reject(error);
-        }
-      })();
+        },
+      };
+      const onAbort = (): void => waiter.fail(aborted());
+      signal?.addEventListener("abort", onAbort, { once: true });
+      if (timeout !== undefined) {
+        timer = setTimeout(() => waiter.fail(new TimeoutError(timeout, `[tranche/nats] no result for ${JSON.stringify(id)} within ${timeout} ms`)), timeout);
+      }
+      const waiting = this.#waiters.get(key) ?? new Set();
+      waiting.add(waiter);
+      this.#waiters.set(key, waiting);
+      // Read once the watch runs: stored before it started, the get sees it; after, the watch does.
+      void this.#startWatching().then(() => this.#reread([key]));
     });
   }
 
-  /** Closes the connection if the store opened it. */
+  /** Closes the connection if the store opened it; bounded while the server is down. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#failAll(new ClosedError("[tranche/nats] result store is closed"));
+    this.#watch?.stop();
     const opened = this.#opened;
-    if (opened !== undefined) await releaseConnection(await opened.then((o) => o.held).catch(() => undefined));
+    if (opened !== undefined) await (await opened.catch(() => undefined))?.link.release();
   }
 
-  #open(): Promise<{ held: HeldConnection; kv: KV }> {
+  /** Watches the bucket's updates while waits are pending; started again after a failure. */
+  #startWatching(): Promise<void> {
+    this.#watching ??= new Promise<void>((started) => {
+      void (async () => {
+        for (let restart = false; this.#waiters.size > 0 && !this.#closed; restart = true) {
+          try {
+            const { link, kv } = await this.#open("wait");
+            link.assertOnline("wait");
+            const watch = await kv.watch({ key: ">", include: KvWatchInclude.UpdatesOnly });
+            this.#watch = watch;
+            if (this.#waiters.size === 0) watch.stop();
+            started();
+            // A watch started again sees only later updates: read what was stored in between.
+            if (restart) void this.#reread([...this.#waiters.keys()]);
+            for await (const entry of watch) {
+              const outcome = live<R>(entry);
+              if (outcome !== undefined) this.#hand(entry.key, outcome);
+            }
+          } catch (error) {
+            const classified = transportError("wait", error);
+            if (!TransportError.isInstance(classified) || !(classified as TransportError).retryable) this.#failAll(classified);
+          }
+          if (this.#waiters.size > 0 && !this.#closed) await new Promise((r) => setTimeout(r, RETRY_WATCH_MS));
+        }
+        started();
+        this.#watch = undefined;
+        this.#watching = undefined;
+      })();
+    });
+    return this.#watching;
+  }
+
+  /** Reads `keys` and hands each stored outcome to its waits; a failed read is left to the watch. */
+  async #reread(keys: string[]): Promise<void> {
+    let kv: KV;
+    try {
+      ({ kv } = await this.#open("wait"));
+    } catch {
+      return;
+    }
+    await Promise.all(
+      keys.map(async (key) => {
+        try {
+          const outcome = live<R>(await kv.get(key));
+          if (outcome !== undefined) this.#hand(key, outcome);
+        } catch {
+          // the watch, or the next reconnect, reads it
+        }
+      }),
+    );
+  }
+
+  #hand(key: string, outcome: Outcome<R>): void {
+    for (const waiter of [...(this.#waiters.get(key) ?? [])]) waiter.settle(outcome);
+  }
+
+  #failAll(error: unknown): void {
+    for (const waiting of [...this.#waiters.values()]) for (const waiter of [...waiting]) waiter.fail(error);
+  }
+
+  #open(operation: string): Promise<{ link: Link; kv: KV }> {
     if (this.#closed) return Promise.reject(new ClosedError("[tranche/nats] result store is closed"));
     this.#opened ??= (async () => {
-      const held = await openConnection(this.#source, `tranche results ${this.#bucket}`);
+      const link = await openConnection(this.#source, `tranche results ${this.#bucket}`);
+      link.onReconnect(() => void this.#reread([...this.#waiters.keys()]));
       try {
-        const kv = await new Kvm(held.nc).create(this.#bucket, { history: 1, replicas: this.#replicas, ...(this.#ttl === undefined ? {} : { ttl: this.#ttl }) });
-        return { held, kv };
+        const kvm = new Kvm(jetstream(link.nc, { timeout: timeoutOf(this.#source) }));
+        const kv = await kvm.create(this.#bucket, { history: 1, replicas: this.#replicas, ...(this.#ttl === undefined ? {} : { ttl: this.#ttl }) });
+        return { link, kv };
       } catch (error) {
-        this.#opened = undefined;
-        await releaseConnection(held);
-        throw error;
+        await link.release();
+        throw transportError(operation, error, `bucket ${this.#bucket} on ${link.where()}`);
       }
-    })();
+    })().catch((error: unknown) => {
+      this.#opened = undefined;
+      throw error;
+    });
     return this.#opened;
   }
 }

@@ -1,22 +1,16 @@
-import { ClosedError, checkInteger, checkMs, decodeWith, type Delivery, type SendOptions, type Transport, type TransportCapabilities } from "@tranche/core";
-import {
-  AckPolicy,
-  JetStreamApiCodes,
-  JetStreamApiError,
-  RetentionPolicy,
-  StorageType,
-  jetstream,
-  jetstreamManager,
-  type ConsumerConfig,
-  type JetStreamClient,
-  type JetStreamManager,
-} from "@nats-io/jetstream";
-import { headers as natsHeaders, nuid, type Msg, type NatsConnection } from "@nats-io/transport-node";
-import { openConnection, releaseConnection, type HeldConnection } from "./connection.js";
-import { NatsSetupError } from "./errors.js";
+import { ClosedError, TransportError, checkInteger, checkMs, checkTime, decodeWith, type Delivery, type SendOptions, type Transport, type TransportCapabilities } from "@tranche/core";
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type PubAck } from "@nats-io/jetstream";
+import { headers as natsHeaders, nuid, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
+import { encodeWith, isNoResponders, transportError } from "./classify.js";
+import { openConnection, withTimeout, type Link } from "./connection.js";
 import { Header } from "./headers.js";
+import { HeldDeliveries, type Held } from "./held.js";
+import { Ledger, type MessageRecord } from "./ledger.js";
+import { attemptOf, infoOf, itemHeaders, oneLine } from "./message.js";
 import { invalid, PREFIX, resolveNatsTransportOptions, type NatsTransportOptions, type ResolvedNatsTransportOptions } from "./options.js";
-import { pull } from "./pull.js";
+import { heartbeatFor, pull, type PullResult } from "./pull.js";
+import { ensureConsumer, ensureLedgerStream, ensureStream } from "./setup.js";
+import { deleteSettled } from "./sweep.js";
 
 // Acknowledgement bodies of the JetStream protocol (what JsMsg.ack/nak/working/term publish).
 const ACK = "+ACK";
@@ -26,11 +20,15 @@ const TERM = "+TERM";
 
 // A send of many payloads waits for this many publish acks at a time.
 const PUBLISH_WINDOW = 2_000;
+// Least time between two sweeps for settled messages a crashed server brought back.
+const SWEEP_EVERY = 2_000;
+const SWEEP_IDLE_EVERY = 10_000;
 
-interface Connected {
-  readonly held: HeldConnection;
+/** A connection with the JetStream contexts on it. */
+interface Session {
+  readonly link: Link;
   readonly js: JetStreamClient;
-  readonly nextSubject: string;
+  readonly jsm: JetStreamManager;
 }
 
 /**
@@ -38,23 +36,23 @@ interface Connected {
  *
  * | operation | JetStream |
  * |---|---|
- * | receive | pull request (`batch` = max, `expires` = `wait`, `no_wait`) |
- * | ack | `+ACK` each, one flush |
- * | retry | `-NAK` with a delay |
+ * | receive | pull request (`batch` = max, `expires` = `wait`, `no_wait`, idle heartbeat) |
+ * | ack | `+ACK` each, one flush, one ledger entry |
+ * | retry | ledger record (retries, notBefore), then `-NAK` with the delay |
  * | extend | `+WPI` (working) |
- * | release | `-NAK` |
- * | dead letter | publish to `deadLetterSubject`, then `+TERM` |
+ * | release | ledger record (a release: not counted in `attempt`), then `-NAK` |
+ * | dead letter | publish to `deadLetterSubject` (`Nats-Msg-Id`), then `+TERM`, one ledger entry |
  * | crash recovery | AckWait |
  *
- * JetStream (2.9) has no delayed publish: a delayed `send` carries its `notBefore` in a header,
- * and its first delivery is handed back with a delay for the rest (see `receive`).
+ * Only a transport that receives creates or changes the consumer; one that only sends touches
+ * no consumer, and creates the stream only when a publish finds none.
  */
 export class NatsTransport<T = unknown> implements Transport<T> {
   readonly name = "nats";
   readonly capabilities: TransportCapabilities = {
     // One pull request returns up to this many messages; the worker asks for less.
     maxReceive: 10_000,
-    // `retry` is kept by the server (nak delay), but a delayed `send` is held by the workers.
+    // Delays are kept by the server (a nak delay) but not across its restarts: workers hold early deliveries.
     nativeDelay: false,
     lease: true,
     nativeDeadLetter: false,
@@ -62,306 +60,404 @@ export class NatsTransport<T = unknown> implements Transport<T> {
 
   readonly #options: ResolvedNatsTransportOptions<T>;
   readonly #source: NatsTransportOptions<T>;
-  readonly #messages = new WeakMap<Delivery<T>, Msg>();
+  readonly #held = new HeldDeliveries<T>();
   readonly #receives = new Set<AbortController>();
-  #connected: Promise<Connected> | undefined;
+  readonly #background = new Set<Promise<unknown>>();
+  readonly #ledger: Ledger | undefined;
+  #session: Promise<Session> | undefined;
   #closed = false;
+  // Receiving side: what was set up for which connection epoch.
+  #setUp: Promise<void> | undefined;
+  #setUpEpoch = -1;
+  #consumerInDoubt = true;
+  #incarnation: string | undefined;
+  #sweep = { from: 1, due: false, running: false, last: 0 };
 
   constructor(options?: NatsTransportOptions<T>) {
     this.#options = resolveNatsTransportOptions(options);
     this.#source = options ?? {};
+    this.#ledger = this.#options.ledger === undefined ? undefined : new Ledger(this.#options.ledger);
   }
 
-  /** Connects and creates (or checks) the stream and the durable consumer. Every other method calls it. */
-  ready(): Promise<void> {
-    return this.#connect().then(() => undefined);
+  /**
+   * Connects and checks the stream, creating it if absent. It does not touch the consumer: a
+   * transport that receives creates or updates it on its first `receive`.
+   */
+  async ready(): Promise<void> {
+    const s = await this.#connect("ready");
+    try {
+      this.#incarnation = await ensureStream(s.jsm, this.#options as ResolvedNatsTransportOptions<unknown>);
+    } catch (error) {
+      throw transportError("ready", error, `stream ${this.#options.stream} on ${s.link.where()}`);
+    }
   }
 
   /** The connection in use (opened on first use). */
   async connection(): Promise<NatsConnection> {
-    return (await this.#connect()).held.nc;
+    return (await this.#connect("connection")).link.nc;
   }
 
   async send(payload: T, options?: SendOptions): Promise<string> {
     const id = options?.id ?? nuid.next();
     if (typeof id !== "string" || id === "") invalid("id", "a non-empty string", id);
-    const { js } = await this.#connect();
-    await js.publish(this.#options.subject, this.#options.codec.encode(payload), { headers: this.#headers(id, options?.delay) });
+    const headers = this.#sendHeaders(id, options?.delay);
+    const data = encodeWith(this.#options.codec, payload);
+    const s = await this.#connect("send");
+    await this.#publish(s, "send", this.#options.subject, data, { headers });
     return id;
   }
 
   async sendMany(payloads: T[], options?: { delay?: number }): Promise<string[]> {
-    const { js } = await this.#connect();
+    if (!Array.isArray(payloads)) invalid("payloads", "an array", payloads);
     const ids = payloads.map(() => nuid.next());
-    for (let start = 0; start < payloads.length; start += PUBLISH_WINDOW) {
-      const acks: Promise<unknown>[] = [];
-      for (let i = start; i < Math.min(start + PUBLISH_WINDOW, payloads.length); i++) {
-        acks.push(js.publish(this.#options.subject, this.#options.codec.encode(payloads[i] as T), { headers: this.#headers(ids[i] as string, options?.delay) }));
-      }
-      await Promise.all(acks);
-    }
+    const messages = payloads.map((payload, i) => ({ data: encodeWith(this.#options.codec, payload), headers: this.#sendHeaders(ids[i] as string, options?.delay) }));
+    const s = await this.#connect("sendMany");
+    await this.#publishAll(s, "sendMany", messages);
     return ids;
   }
 
   /**
    * One pull request for up to `max` messages that waits at most `wait` ms for the first.
    *
-   * A delayed send's first delivery is not returned: it is nak'ed with the time left, so the
-   * server brings it back when due and the "not before" bound holds without a worker holding it.
-   * That delivery is not counted in `attempt`. A later delivery that is still early (its delay
-   * nak was lost in a crash) is returned with `notBefore`, and the worker holds it.
+   * A delayed send is not returned on its first delivery: it is nak'ed with the time left, so
+   * the server brings it back when due; that hand-back is not counted in `attempt`. A delivery
+   * that is still early (its nak delay was lost in a server restart, a retrying worker crashed)
+   * is returned with `notBefore`, and the worker holds it. A redelivered message is looked up in
+   * the ledger (its retries, releases and bound); one the ledger says was settled before is
+   * acked again and not returned.
    */
   async receive(max: number, signal: AbortSignal): Promise<Delivery<T>[]> {
     checkInteger("max", max, { min: 1, prefix: PREFIX });
     this.#assertOpen();
-    const { held, nextSubject } = await this.#connect();
+    const s = await this.#connect("receive");
+    await this.#setUpReceiving(s);
+    s.link.assertOnline("receive");
     const controller = new AbortController();
     const abort = (): void => controller.abort();
     signal.addEventListener("abort", abort, { once: true });
     if (signal.aborted) controller.abort();
     this.#receives.add(controller);
-    let msgs: Msg[];
+    const o = this.#options;
+    let result: PullResult;
     try {
-      const request = { subject: nextSubject, batch: Math.min(max, this.capabilities.maxReceive), expires: this.#options.wait };
-      msgs = await pull(held.nc, request, controller.signal, (abandoned) => this.#respondAll(abandoned, NAK));
+      const request = { subject: `$JS.API.CONSUMER.MSG.NEXT.${o.stream}.${o.durable}`, batch: Math.min(max, this.capabilities.maxReceive), expires: o.wait, heartbeat: heartbeatFor(o.wait) };
+      result = await pull(s.link.nc, request, controller.signal, (abandoned) => this.#track(this.#putBack(s, abandoned)));
+    } catch (error) {
+      // A consumer deleted under the request (409) or no responder (503): set it up again next time.
+      this.#consumerInDoubt = true;
+      throw transportError("receive", error, s.link.where());
     } finally {
       signal.removeEventListener("abort", abort);
       this.#receives.delete(controller);
     }
-    const now = this.#options.clock.now();
-    const deliveries: Delivery<T>[] = [];
-    for (const msg of msgs) {
-      const delivery = this.#toDelivery(msg, now);
-      if (delivery !== undefined) deliveries.push(delivery);
+    if (result.silent) this.#consumerInDoubt = true;
+    const sinceSweep = Date.now() - this.#sweep.last;
+    if ((this.#sweep.due && sinceSweep >= SWEEP_EVERY) || (result.msgs.length === 0 && sinceSweep >= SWEEP_IDLE_EVERY)) this.#track(this.#sweepSettled(s));
+    if (result.msgs.length === 0) return [];
+    // Messages that came over a connection reached again are checked against a fresh ledger.
+    try {
+      await this.#setUpReceiving(s);
+      return await this.#deliveries(s, result.msgs);
+    } catch (error) {
+      this.#track(this.#putBack(s, result.msgs));
+      throw error;
     }
-    return deliveries;
   }
 
   async ack(deliveries: Delivery<T>[]): Promise<void> {
     if (deliveries.length === 0) return;
-    const { held } = await this.#connect();
-    for (const delivery of deliveries) this.#msg(delivery).respond(ACK);
-    await held.nc.flush();
+    const held = deliveries.map((d) => this.#held.of(d));
+    const s = await this.#connect("ack");
+    s.link.assertOnline("ack");
+    for (const h of held) h.msg.respond(ACK);
+    await this.#settled(s, "ack", held);
+    this.#held.done(held);
   }
 
+  /**
+   * Records the item's retries + 1 and `notBefore` in the ledger, then naks the message with the
+   * delay: the server brings it back when due, and after a restart that forgot the delay, the
+   * delivery comes with `notBefore` and the worker holds it. Repeating it writes the same record.
+   */
   async retry(delivery: Delivery<T>, notBefore: number): Promise<void> {
-    const msg = this.#msg(delivery);
-    const { held } = await this.#connect();
-    nak(msg, notBefore - this.#options.clock.now());
-    await held.nc.flush();
+    checkTime("notBefore", notBefore, { prefix: PREFIX });
+    const held = this.#held.of(delivery);
+    const s = await this.#connect("retry");
+    s.link.assertOnline("retry");
+    const delay = notBefore - this.#options.clock.now();
+    const { retries = 0, released = [] } = held.record ?? {};
+    await this.#record(s, "retry", held, { retries: retries + 1, ...(delay > 0 ? { notBefore } : {}), released });
+    nak(held.msg, delay);
+    await s.link.flush("retry");
+    this.#held.done([held]);
   }
 
   async deadLetter(delivery: Delivery<T>, reason: Error): Promise<void> {
-    const msg = this.#msg(delivery);
-    const { js, held } = await this.#connect();
+    const held = this.#held.of(delivery);
+    const s = await this.#connect("deadLetter");
+    s.link.assertOnline("deadLetter");
+    const { msg, info } = held;
     const h = natsHeaders();
-    h.set(Header.id, delivery.id);
+    h.set(Header.id, info.id);
     h.set(Header.reason, oneLine(reason?.message ?? String(reason)));
     h.set(Header.errorName, oneLine(reason?.name ?? "Error"));
     h.set(Header.subject, msg.subject);
-    h.set(Header.attempt, String(delivery.attempt));
-    // Stored first, then terminated: a crash in between leaves a duplicate dead letter, never a lost item.
-    await js.publish(this.#options.deadLetterSubject, msg.data, { headers: h });
+    h.set(Header.attempt, String(attemptOf(info, held.record?.released)));
+    h.set(Header.retries, String(held.record?.retries ?? 0));
+    // Stored first, then terminated: a crash in between leaves the item to be dead-lettered again,
+    // and the repeated publish is dropped as a duplicate.
+    await this.#publish(s, "deadLetter", this.#options.deadLetterSubject, msg.data, { headers: h, msgID: `dead:${held.incarnation ?? ""}:${info.seq}` });
     msg.respond(TERM);
-    await held.nc.flush();
+    await this.#settled(s, "deadLetter", [held]);
+    this.#held.done([held]);
   }
 
   /** Resets the AckWait of each delivery (`working()`); the lease then runs `ackWait` from now, whatever `until` says. */
   async extend(deliveries: Delivery<T>[], _until: number): Promise<void> {
     if (deliveries.length === 0) return;
-    const { held } = await this.#connect();
-    for (const delivery of deliveries) this.#msg(delivery).respond(WORKING);
-    await held.nc.flush();
+    const held = deliveries.map((d) => this.#held.of(d));
+    const s = await this.#connect("extend");
+    s.link.assertOnline("extend");
+    for (const h of held) h.msg.respond(WORKING);
+    await s.link.flush("extend");
   }
 
+  /**
+   * Records each release in the ledger (so the next delivery has the same `attempt`), then naks
+   * the messages for immediate redelivery.
+   */
   async release(deliveries: Delivery<T>[]): Promise<void> {
     if (deliveries.length === 0) return;
-    const { held } = await this.#connect();
-    this.#respondAll(deliveries.map((d) => this.#msg(d)), NAK);
-    await held.nc.flush();
+    const held = deliveries.map((d) => this.#held.of(d));
+    const s = await this.#connect("release");
+    s.link.assertOnline("release");
+    await this.#release(s, held);
+    await s.link.flush("release");
+    this.#held.done(held);
   }
 
-  /** Ends pending receives and closes the connection if the transport opened it. */
+  /** Ends pending receives and closes the connection if the transport opened it, within 2 × `timeout` while the server is down. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     for (const controller of this.#receives) controller.abort();
-    const connected = this.#connected;
-    if (connected === undefined) return;
-    await releaseConnection(await connected.then((c) => c.held).catch(() => undefined));
+    await withTimeout(Promise.allSettled([...this.#background]), this.#options.timeout, "").catch(() => {});
+    const session = this.#session;
+    if (session === undefined) return;
+    const s = await session.catch(() => undefined);
+    await s?.link.release();
   }
 
   #assertOpen(): void {
     if (this.#closed) throw new ClosedError("[tranche/nats] transport is closed");
   }
 
-  #headers(id: string, delay: number | undefined) {
-    const h = natsHeaders();
-    h.set(Header.id, id);
-    if (delay !== undefined) {
-      checkMs("delay", delay, { prefix: PREFIX });
-      if (delay > 0) h.set(Header.notBefore, String(Math.ceil(this.#options.clock.now() + delay)));
+  #sendHeaders(id: string, delay: number | undefined): MsgHdrs {
+    if (delay === undefined) return itemHeaders(id);
+    checkMs("delay", delay, { prefix: PREFIX });
+    const notBefore = delay > 0 ? this.#options.clock.now() + delay : undefined;
+    return itemHeaders(id, notBefore);
+  }
+
+  async #deliveries(s: Session, msgs: Msg[]): Promise<Delivery<T>[]> {
+    const now = this.#options.clock.now();
+    const ledger = this.#ledger;
+    const incarnation = this.#incarnation;
+    const epoch = s.link.epoch;
+    const held = await Promise.all(
+      msgs.map(async (msg): Promise<Held> => {
+        const info = infoOf(msg);
+        // A redelivery may have been retried or released by another worker since the ledger was read.
+        const record = ledger === undefined || incarnation === undefined ? undefined : info.deliveryCount > 1 ? await ledger.lookup(s.jsm, incarnation, info.seq) : ledger.known(incarnation, info.seq);
+        return { msg, epoch, info, incarnation, record };
+      }),
+    );
+    const deliveries: Delivery<T>[] = [];
+    for (const h of held) {
+      const { msg, info, record } = h;
+      if (ledger?.isSettled(incarnation, info.seq)) {
+        msg.respond(ACK);
+        continue;
+      }
+      if (this.#held.adopt(h)) continue;
+      // The hand-back of a delayed send's first delivery, due or not, so that every later one discounts exactly one.
+      if (info.notBefore !== undefined && info.deliveryCount === 1) {
+        nak(msg, info.notBefore - now);
+        continue;
+      }
+      const decoded = decodeWith(this.#options.codec, msg.data);
+      const base = { id: info.id, attempt: attemptOf(info, record?.released), leaseUntil: now + this.#options.ackWait, ...(ledger === undefined ? {} : { retries: record?.retries ?? 0 }) };
+      const delivery: Delivery<T> = "error" in decoded ? { ...base, payload: undefined as T, error: decoded.error } : { ...base, payload: decoded.payload };
+      const notBefore = Math.max(info.notBefore ?? 0, record?.notBefore ?? 0);
+      if (notBefore > now) (delivery as { notBefore?: number }).notBefore = notBefore;
+      this.#held.add(delivery, h);
+      deliveries.push(delivery);
     }
-    return h;
+    return deliveries;
   }
 
-  #toDelivery(msg: Msg, now: number): Delivery<T> | undefined {
-    const deliveryCount = deliveryCountOf(msg.reply);
-    const h = msg.headers;
-    const notBeforeHeader = h?.get(Header.notBefore);
-    const notBefore = notBeforeHeader ? Number(notBeforeHeader) : undefined;
-    // A delayed send always spends its first delivery on this hand-back, due or not, so that
-    // every later delivery can discount exactly one.
-    if (notBefore !== undefined && deliveryCount === 1) {
-      nak(msg, notBefore - now);
-      return undefined;
+  /** Records a release of each delivery (its delivery count), then naks it. */
+  async #release(s: Session, held: Held[]): Promise<void> {
+    await Promise.all(
+      held.map((h) => {
+        const { retries = 0, notBefore, released = [] } = h.record ?? {};
+        return this.#record(s, "release", h, { retries, ...(notBefore === undefined ? {} : { notBefore }), released: [...released, h.info.deliveryCount] });
+      }),
+    );
+    for (const h of held) nak(h.msg, 0);
+  }
+
+  /** Writes the record of a held message to the ledger, and keeps it once the server confirmed it. */
+  async #record(s: Session, operation: string, held: Held, record: MessageRecord): Promise<void> {
+    const ledger = this.#ledger;
+    if (ledger === undefined || held.incarnation === undefined) return;
+    await this.#publish(s, operation, ledger.recordSubject(held.incarnation, held.info.seq), JSON.stringify(record), {}, () => ensureLedgerStream(s.jsm, ledger.config));
+    ledger.remember(held.incarnation, held.info.seq, record);
+  }
+
+  /** Gives back messages of a pull that ended before they could be returned. On failure AckWait brings them back. */
+  async #putBack(s: Session, msgs: Msg[]): Promise<void> {
+    const held = msgs
+      .map((msg): Held => {
+        const info = infoOf(msg);
+        return { msg, epoch: s.link.epoch, info, incarnation: this.#incarnation, record: this.#ledger?.known(this.#incarnation, info.seq) };
+      })
+      .filter((h) => !this.#held.adopt(h));
+    await this.#release(s, held).catch(() => {
+      for (const h of held) nak(h.msg, 0);
+    });
+  }
+
+  /** Resolves once the server has the acks just sent and the ledger has their entry. */
+  async #settled(s: Session, operation: string, held: Held[]): Promise<void> {
+    const ledger = this.#ledger;
+    if (ledger === undefined) return s.link.flush(operation);
+    const byIncarnation = new Map<string, number[]>();
+    for (const h of held) {
+      if (h.incarnation === undefined) continue;
+      const seqs = byIncarnation.get(h.incarnation) ?? [];
+      seqs.push(h.info.seq);
+      byIncarnation.set(h.incarnation, seqs);
     }
-    const id = h?.get(Header.id) || `seq-${streamSequenceOf(msg.reply)}`;
-    const attempt = notBefore === undefined ? deliveryCount : Math.max(1, deliveryCount - 1);
-    const decoded = decodeWith(this.#options.codec, msg.data);
-    const delivery: Delivery<T> =
-      "error" in decoded
-        ? { id, payload: undefined as T, attempt, leaseUntil: now + this.#options.ackWait, error: decoded.error }
-        : { id, payload: decoded.payload, attempt, leaseUntil: now + this.#options.ackWait };
-    if (notBefore !== undefined && notBefore > now) (delivery as { notBefore?: number }).notBefore = notBefore;
-    this.#messages.set(delivery, msg);
-    return delivery;
+    const entries = [...byIncarnation].map(([incarnation, seqs]) =>
+      this.#publish(s, operation, ledger.settledSubject, ledger.settledEntry(incarnation, seqs), {}, () => ensureLedgerStream(s.jsm, ledger.config)),
+    );
+    await Promise.all([s.link.flush(operation), ...entries]);
   }
 
-  #msg(delivery: Delivery<T>): Msg {
-    const msg = this.#messages.get(delivery);
-    if (msg === undefined) throw new TypeError(`[tranche/nats] delivery ${JSON.stringify(delivery?.id)} was not received by this transport`);
-    return msg;
+  async #publishAll(s: Session, operation: string, messages: { data: string | Uint8Array; headers: MsgHdrs }[]): Promise<void> {
+    for (let start = 0; start < messages.length; start += PUBLISH_WINDOW) {
+      const window = messages.slice(start, start + PUBLISH_WINDOW);
+      await Promise.all(window.map(({ data, headers }) => this.#publish(s, operation, this.#options.subject, data, { headers })));
+    }
   }
 
-  #respondAll(msgs: Msg[], body: string): void {
-    for (const msg of msgs) msg.respond(body);
-  }
-
-  #connect(): Promise<Connected> {
-    if (this.#closed) return Promise.reject(new ClosedError("[tranche/nats] transport is closed"));
-    this.#connected ??= this.#setUp();
-    return this.#connected;
-  }
-
-  async #setUp(): Promise<Connected> {
-    const held = await openConnection(this.#source, `tranche ${this.#options.durable}`);
+  /**
+   * Publishes and waits for the stream's ack. A publish nobody answers finds no stream for the
+   * subject: `ensure` (by default: check, or create, the work stream) runs and the publish is
+   * made once more, so a producer needs no setup call and a deleted stream comes back.
+   */
+  async #publish(
+    s: Session,
+    operation: string,
+    subject: string,
+    data: string | Uint8Array,
+    options: { headers?: MsgHdrs; msgID?: string },
+    ensure: () => Promise<unknown> = () => ensureStream(s.jsm, this.#options as ResolvedNatsTransportOptions<unknown>),
+  ): Promise<PubAck> {
+    s.link.assertOnline(operation);
+    const publish = (): Promise<PubAck> => s.js.publish(subject, data, { ...options, timeout: this.#options.timeout });
     try {
-      const jsm = await jetstreamManager(held.nc);
-      await ensureStream(jsm, this.#options);
-      await ensureConsumer(jsm, this.#options);
-      const o = this.#options;
-      return { held, js: jetstream(held.nc), nextSubject: `$JS.API.CONSUMER.MSG.NEXT.${o.stream}.${o.durable}` };
+      return await publish();
     } catch (error) {
-      this.#connected = undefined;
-      await releaseConnection(held);
-      throw error;
+      if (!isNoResponders(error)) throw transportError(operation, error, s.link.where());
     }
+    try {
+      await ensure();
+      return await publish();
+    } catch (error) {
+      throw transportError(operation, error, `${subject} on ${s.link.where()}`);
+    }
+  }
+
+  /**
+   * Makes sure the consumer, the ledger and what was read from it belong to the connection as
+   * it is now: on first use, after every reconnect (the server may have restarted and lost
+   * recent acks) and after a pull that found the consumer gone. Creates whatever is missing.
+   */
+  #setUpReceiving(s: Session): Promise<void> {
+    if (!this.#consumerInDoubt && this.#setUpEpoch === s.link.epoch) return Promise.resolve();
+    this.#setUp ??= (async () => {
+      const epoch = s.link.epoch;
+      const o = this.#options as ResolvedNatsTransportOptions<unknown>;
+      try {
+        s.link.assertOnline("receive");
+        this.#incarnation = await ensureStream(s.jsm, o);
+        this.#held.keepOnly(this.#incarnation);
+        await ensureConsumer(s.jsm, o);
+        if (this.#ledger !== undefined) {
+          await ensureLedgerStream(s.jsm, this.#ledger.config);
+          await this.#ledger.load(s.link.nc, s.jsm, this.#incarnation);
+        }
+        this.#consumerInDoubt = false;
+        this.#setUpEpoch = epoch;
+        this.#sweep.from = 1;
+        this.#sweep.due = true;
+      } catch (error) {
+        throw transportError("receive", error, `setting up consumer ${o.durable} of stream ${o.stream} on ${s.link.where()}`);
+      } finally {
+        this.#setUp = undefined;
+      }
+    })();
+    return this.#setUp;
+  }
+
+  /**
+   * Deletes settled messages a crashed server brought back (see `deleteSettled`): after each
+   * set-up from the start of the stream, then, at most every `SWEEP_EVERY` while the stream holds
+   * more messages than the consumer accounts for and every `SWEEP_IDLE_EVERY` while receives find
+   * nothing, the part the ack floor has passed since.
+   */
+  async #sweepSettled(s: Session): Promise<void> {
+    const sweep = this.#sweep;
+    if (sweep.running) return;
+    sweep.running = true;
+    sweep.last = Date.now();
+    try {
+      const { from, due } = await deleteSettled(s.jsm, this.#options as ResolvedNatsTransportOptions<unknown>, sweep.from, () => this.#closed);
+      sweep.from = from;
+      sweep.due = due;
+    } catch {
+      // The next receive sweeps again.
+    } finally {
+      sweep.running = false;
+    }
+  }
+
+  #track(promise: Promise<unknown>): void {
+    this.#background.add(promise);
+    void promise.finally(() => this.#background.delete(promise));
+  }
+
+  #connect(operation: string): Promise<Session> {
+    if (this.#closed) return Promise.reject(new ClosedError("[tranche/nats] transport is closed"));
+    this.#session ??= (async () => {
+      const link = await openConnection(this.#source, `tranche ${this.#options.durable}`);
+      // Pulls on a dropped connection end at once; the next receive reports the disconnect.
+      link.onDisconnect(() => {
+        for (const controller of this.#receives) controller.abort();
+      });
+      const timeout = this.#options.timeout;
+      return { link, js: jetstream(link.nc, { timeout }), jsm: await jetstreamManager(link.nc, { timeout, checkAPI: false }) };
+    })().catch((error: unknown) => {
+      this.#session = undefined;
+      throw TransportError.isInstance(error) ? error : transportError(operation, error);
+    });
+    return this.#session;
   }
 }
 
 function nak(msg: Msg, delay: number): void {
   const ms = Math.ceil(delay);
   msg.respond(ms > 0 ? `${NAK} ${JSON.stringify({ delay: ms * 1_000_000 })}` : NAK);
-}
-
-function oneLine(text: string): string {
-  // Header values cannot hold line breaks.
-  return String(text).replace(/[\r\n]+/g, " ").slice(0, 1_000);
-}
-
-// Reply subjects: $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>, or with
-// <domain>.<account hash> after ACK (12 tokens or more) on newer servers.
-function ackTokens(reply: string | undefined): string[] {
-  const tokens = (reply ?? "").split(".");
-  return tokens.length >= 11 ? tokens.slice(4) : tokens.slice(2);
-}
-
-function deliveryCountOf(reply: string | undefined): number {
-  const n = Number(ackTokens(reply)[2]);
-  return Number.isSafeInteger(n) && n >= 1 ? n : 1;
-}
-
-function streamSequenceOf(reply: string | undefined): string {
-  return ackTokens(reply)[3] ?? "0";
-}
-
-function isApiError(error: unknown, code: number): boolean {
-  return error instanceof JetStreamApiError && error.code === code;
-}
-
-// True when a stream subject (possibly with `*` / `>` wildcards) matches a literal subject.
-export function subjectMatches(pattern: string, subject: string): boolean {
-  const p = pattern.split(".");
-  const s = subject.split(".");
-  for (let i = 0; i < p.length; i++) {
-    if (p[i] === ">") return s.length > i;
-    if (i >= s.length || (p[i] !== "*" && p[i] !== s[i])) return false;
-  }
-  return p.length === s.length;
-}
-
-async function ensureStream(jsm: JetStreamManager, o: ResolvedNatsTransportOptions<unknown>): Promise<void> {
-  let info;
-  try {
-    info = await jsm.streams.info(o.stream);
-  } catch (error) {
-    if (!isApiError(error, JetStreamApiCodes.StreamNotFound)) throw error;
-    try {
-      info = await jsm.streams.add({
-        retention: RetentionPolicy.Workqueue,
-        storage: StorageType.File,
-        ...o.streamConfig,
-        name: o.stream,
-        subjects: [o.subject, o.deadLetterSubject],
-      });
-    } catch (addError) {
-      // Another worker created it first.
-      info = await jsm.streams.info(o.stream).catch(() => {
-        throw addError;
-      });
-    }
-  }
-  const subjects = info.config.subjects ?? [];
-  if (!subjects.some((s) => subjectMatches(s, o.subject))) {
-    throw new NatsSetupError(`stream ${o.stream} does not capture subject ${o.subject} (its subjects: ${subjects.join(", ") || "none"})`);
-  }
-  if (!subjects.some((s) => subjectMatches(s, o.deadLetterSubject))) {
-    // Dead letters may live in another stream; one must capture them, or they would be dropped.
-    await jsm.streams.find(o.deadLetterSubject).catch((cause) => {
-      throw new NatsSetupError(`no stream captures the dead-letter subject ${o.deadLetterSubject}`, { cause });
-    });
-  }
-}
-
-async function ensureConsumer(jsm: JetStreamManager, o: ResolvedNatsTransportOptions<unknown>): Promise<void> {
-  const tunables: Partial<ConsumerConfig> = {
-    ack_wait: o.ackWait * 1_000_000,
-    max_deliver: o.maxDeliver === Infinity ? -1 : o.maxDeliver,
-    max_ack_pending: o.maxAckPending,
-  };
-  let info;
-  try {
-    info = await jsm.consumers.info(o.stream, o.durable);
-  } catch (error) {
-    if (!isApiError(error, JetStreamApiCodes.ConsumerNotFound)) throw error;
-    const config: Partial<ConsumerConfig> = { durable_name: o.durable, ack_policy: AckPolicy.Explicit, filter_subject: o.subject, max_waiting: 512, ...tunables };
-    info = await jsm.consumers.add(o.stream, config).catch(async (addError) => {
-      return jsm.consumers.info(o.stream, o.durable).catch(() => {
-        throw addError;
-      });
-    });
-  }
-  const c = info.config;
-  const where = `consumer ${o.durable} of stream ${o.stream}`;
-  if (c.deliver_subject) throw new NatsSetupError(`${where} is a push consumer; tranche needs a pull consumer`);
-  if (c.ack_policy !== AckPolicy.Explicit) throw new NatsSetupError(`${where} has ack_policy ${c.ack_policy}; tranche needs "explicit"`);
-  const filters = c.filter_subjects ?? (c.filter_subject ? [c.filter_subject] : []);
-  if (filters.length > 0 && !filters.some((f) => subjectMatches(f, o.subject))) {
-    throw new NatsSetupError(`${where} filters ${filters.join(", ")}, not ${o.subject}`);
-  }
-  if (c.ack_wait !== tunables.ack_wait || c.max_deliver !== tunables.max_deliver || c.max_ack_pending !== tunables.max_ack_pending) {
-    // The settings follow the transport that connects last: give every worker the same options.
-    await jsm.consumers.update(o.stream, o.durable, tunables);
-  }
 }

@@ -12,6 +12,12 @@ export interface NatsConnectionOptions {
    * @default "nats://127.0.0.1:4222"
    */
   servers?: string | string[];
+  /**
+   * Longest time in ms one call waits for the server: connecting, a publish ack, a JetStream API
+   * reply, a flush. A call that gets no answer within it rejects with a retryable `TransportError`;
+   * while the connection is down, calls reject at once. @default 5_000
+   */
+  timeout?: number;
 }
 
 export interface NatsTransportOptions<T> extends NatsConnectionOptions {
@@ -26,12 +32,6 @@ export interface NatsTransportOptions<T> extends NatsConnectionOptions {
   /** Consumer AckWait in ms: a delivery neither acked nor extended within it is redelivered. @default 30_000 */
   ackWait?: number;
   /**
-   * Consumer MaxDeliver: a backstop after which the server stops delivering a message that no
-   * worker settles (a poison message that kills its process). The worker dead-letters long before
-   * it through `retry.attempts`. An integer ≥ 1, or Infinity for no limit. @default 20
-   */
-  maxDeliver?: number;
-  /**
    * Consumer MaxAckPending: deliveries out at once across all workers. Keep it at least the sum of
    * the workers' `maxBuffered`, or workers starve while the server waits for acks. @default 20_000
    */
@@ -44,6 +44,37 @@ export interface NatsTransportOptions<T> extends NatsConnectionOptions {
   streamConfig?: Partial<StreamConfig>;
   /** Source of epoch-ms time for delays. @default systemClock */
   clock?: Clock;
+  /**
+   * The ledger: a second stream (limits retention, file storage) where workers record what a
+   * crashed server may forget, each write confirmed before the call that made it resolves: the
+   * stream sequence of every message they settled (JetStream 2.9 keeps a consumer's acks and a
+   * work-queue's deletions in memory for up to seconds), and for each retried or released message
+   * its `notBefore`, retries and releases (a nak's delay and delivery count do not survive a
+   * restart either). Workers read it when they (re)connect, settle again (without running them)
+   * redeliveries of settled messages, and hold early ones. `false` turns it off: retries then
+   * count as deliveries (`retries` is unknown) and a retry's delay is kept by the server only.
+   * @default { stream: `${stream}_LEDGER`, subject: `${subject}.ledger`, maxAge: 86_400_000 }
+   */
+  ledger?: false | LedgerOptions;
+}
+
+export interface LedgerOptions {
+  /** Stream of the ledger; created if absent. @default `${stream}_LEDGER` */
+  stream?: string;
+  /** Subject prefix of the ledger's entries (`<subject>.settled`, `<subject>.m.…`); no other stream may capture it. @default `${subject}.ledger` */
+  subject?: string;
+  /**
+   * ms an entry is kept (the stream's max age, set when it is created). Keep it above the longest
+   * retry delay: a record older than it no longer holds a retried message back after a restart.
+   * @default 86_400_000
+   */
+  maxAge?: number;
+}
+
+export interface ResolvedLedger {
+  readonly stream: string;
+  readonly subject: string;
+  readonly maxAge: number;
 }
 
 export interface ResolvedNatsTransportOptions<T> {
@@ -52,12 +83,13 @@ export interface ResolvedNatsTransportOptions<T> {
   readonly durable: string;
   readonly deadLetterSubject: string;
   readonly ackWait: number;
-  readonly maxDeliver: number;
   readonly maxAckPending: number;
   readonly wait: number;
+  readonly timeout: number;
   readonly codec: Codec<T>;
   readonly streamConfig: Partial<StreamConfig>;
   readonly clock: Clock;
+  readonly ledger: ResolvedLedger | undefined;
 }
 
 /** Message prefix of this package's errors. */
@@ -90,6 +122,7 @@ export function checkConnection(options: NatsConnectionOptions): void {
   if (options.connection !== undefined && (typeof options.connection !== "object" || options.connection === null || typeof options.connection.publish !== "function")) {
     invalid("connection", "a NatsConnection", options.connection);
   }
+  if (options.timeout !== undefined) checkMs("timeout", options.timeout, { min: 100, prefix: PREFIX });
   const servers = options.servers;
   if (servers !== undefined && !(typeof servers === "string" || (Array.isArray(servers) && servers.length > 0 && servers.every((s) => typeof s === "string")))) {
     invalid("servers", "a URL or a non-empty array of URLs", servers);
@@ -112,6 +145,7 @@ export function resolveNatsTransportOptions<T>(options: NatsTransportOptions<T> 
   const streamConfig = o.streamConfig ?? {};
   if (typeof streamConfig !== "object" || streamConfig === null) invalid("streamConfig", "an object", streamConfig);
   const clock = o.clock ?? systemClock;
+  const ledger = resolveLedger(o.ledger, stream, subject, deadLetterSubject);
   if (typeof clock !== "object" || clock === null || typeof clock.now !== "function") invalid("clock", "a Clock", clock);
   return {
     stream,
@@ -119,11 +153,41 @@ export function resolveNatsTransportOptions<T>(options: NatsTransportOptions<T> 
     durable,
     deadLetterSubject,
     ackWait: checkMs("ackWait", o.ackWait ?? 30_000, { min: 100, prefix: PREFIX }),
-    maxDeliver: checkInteger("maxDeliver", o.maxDeliver ?? 20, { min: 1, allowInfinity: true, prefix: PREFIX }),
     maxAckPending: checkInteger("maxAckPending", o.maxAckPending ?? 20_000, { min: 1, prefix: PREFIX }),
     wait: checkMs("wait", o.wait ?? 5_000, { min: 10, prefix: PREFIX }),
+    timeout: timeoutOf(o),
     codec,
     streamConfig,
     clock,
+    ledger,
   };
+}
+
+/** The `timeout` of a connection's options (checked by `checkConnection`). */
+export function timeoutOf(options: NatsConnectionOptions): number {
+  return options.timeout ?? 5_000;
+}
+
+function resolveLedger(value: unknown, stream: string, subject: string, deadLetterSubject: string): ResolvedLedger | undefined {
+  if (value === false) return undefined;
+  if (value !== undefined && (typeof value !== "object" || value === null)) invalid("ledger", "false or an object", value);
+  const o = (value ?? {}) as LedgerOptions;
+  const ledgerStream = checkName("ledger.stream", o.stream ?? `${stream}_LEDGER`);
+  if (ledgerStream === stream) invalid("ledger.stream", "different from `stream`", ledgerStream);
+  const ledgerSubject = checkSubject("ledger.subject", o.subject ?? `${subject}.ledger`);
+  if (subjectMatches(`${ledgerSubject}.>`, subject) || subjectMatches(`${ledgerSubject}.>`, deadLetterSubject) || ledgerSubject === subject || ledgerSubject === deadLetterSubject) {
+    invalid("ledger.subject", "a prefix that captures neither `subject` nor `deadLetterSubject`", ledgerSubject);
+  }
+  return { stream: ledgerStream, subject: ledgerSubject, maxAge: checkMs("ledger.maxAge", o.maxAge ?? 86_400_000, { min: 1_000, prefix: PREFIX }) };
+}
+
+// True when a stream subject (possibly with `*` / `>` wildcards) matches a literal subject.
+export function subjectMatches(pattern: string, subject: string): boolean {
+  const p = pattern.split(".");
+  const s = subject.split(".");
+  for (let i = 0; i < p.length; i++) {
+    if (p[i] === ">") return s.length > i;
+    if (i >= s.length || (p[i] !== "*" && p[i] !== s[i])) return false;
+  }
+  return p.length === s.length;
 }

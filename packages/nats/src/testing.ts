@@ -3,10 +3,10 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
-import { AckPolicy, jetstreamManager } from "@nats-io/jetstream";
+import { jetstreamManager, type MsgRequest } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Header } from "./headers.js";
-import { pull } from "./pull.js";
+import { readAll } from "./pull.js";
 
 /** A `nats-server -js` child process on a free local port, with its own store directory. */
 export interface NatsServer {
@@ -17,6 +17,8 @@ export interface NatsServer {
   readonly storeDir: string;
   /** Stops the server (SIGTERM, then SIGKILL after 5 s); its data stays in `storeDir`. */
   stop(): Promise<void>;
+  /** Kills the server (SIGKILL: no state is flushed, as in a crash); its data stays in `storeDir`. */
+  kill(): Promise<void>;
   /** Starts it again on the same port and store directory. */
   start(): Promise<void>;
   /** Stops the server and removes `storeDir`. */
@@ -99,20 +101,23 @@ export async function startNatsServer(options: StartNatsServerOptions = {}): Pro
       running.delete(proc);
       if (child === proc) child = undefined;
     });
-    const deadline = Date.now() + 20_000;
+    const deadline = Date.now() + 30_000;
     // "Server is ready" is logged once JetStream is up, after the port opens.
     while (!log.includes("Server is ready") || !(await accepts(port))) {
       if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`[tranche/nats] nats-server exited at start:\n${log}`);
-      if (Date.now() > deadline) throw new Error(`[tranche/nats] nats-server did not accept connections on ${port} within 20 s:\n${log}`);
+      if (Date.now() > deadline) {
+        proc.kill("SIGKILL");
+        throw new Error(`[tranche/nats] nats-server did not accept connections on ${port} within 30 s:\n${log}`);
+      }
       await new Promise((r) => setTimeout(r, 50));
     }
   }
 
-  async function stop(): Promise<void> {
+  async function stop(signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
     const proc = child;
     if (proc === undefined) return;
     const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
-    proc.kill("SIGTERM");
+    proc.kill(signal);
     const timer = setTimeout(() => proc.kill("SIGKILL"), 5_000);
     await exited;
     clearTimeout(timer);
@@ -123,7 +128,8 @@ export async function startNatsServer(options: StartNatsServerOptions = {}): Pro
     url: `nats://127.0.0.1:${port}`,
     port,
     storeDir,
-    stop,
+    stop: () => stop(),
+    kill: () => stop("SIGKILL"),
     start,
     async close() {
       await stop();
@@ -152,7 +158,10 @@ export interface NatsDeadLetter {
   readonly errorName: string;
   /** Subject the item was consumed from. */
   readonly subject: string;
+  /** The delivery attempt that was dead-lettered. */
   readonly attempt: number;
+  /** Handler runs of the item that ended with a retry. */
+  readonly retries: number;
 }
 
 /**
@@ -160,33 +169,36 @@ export interface NatsDeadLetter {
  * short-lived consumer that is deleted afterwards. For tests and inspection.
  */
 export async function readDeadLetters(nc: NatsConnection, options: { stream: string; deadLetterSubject: string }): Promise<NatsDeadLetter[]> {
-  const jsm = await jetstreamManager(nc);
-  const info = await jsm.consumers.add(options.stream, {
-    ack_policy: AckPolicy.Explicit,
-    filter_subject: options.deadLetterSubject,
-    inactive_threshold: 60_000_000_000,
-    max_ack_pending: -1,
+  const letters: NatsDeadLetter[] = [];
+  await readAll(nc, await jetstreamManager(nc), { stream: options.stream, filter: options.deadLetterSubject }, (msg) => {
+    const h = msg.headers;
+    letters.push({
+      id: h?.get(Header.id) ?? "",
+      raw: msg.data,
+      reason: h?.get(Header.reason) ?? "",
+      errorName: h?.get(Header.errorName) ?? "",
+      subject: h?.get(Header.subject) ?? "",
+      attempt: Number(h?.get(Header.attempt) ?? 0),
+      retries: Number(h?.get(Header.retries) ?? 0),
+    });
   });
-  try {
-    const subject = `$JS.API.CONSUMER.MSG.NEXT.${options.stream}.${info.name}`;
-    const letters: NatsDeadLetter[] = [];
-    const never = new AbortController().signal;
-    for (;;) {
-      const msgs = await pull(nc, { subject, batch: 1_000, expires: 200 }, never, () => {});
-      for (const msg of msgs) {
-        const h = msg.headers;
-        letters.push({
-          id: h?.get(Header.id) ?? "",
-          raw: msg.data,
-          reason: h?.get(Header.reason) ?? "",
-          errorName: h?.get(Header.errorName) ?? "",
-          subject: h?.get(Header.subject) ?? "",
-          attempt: Number(h?.get(Header.attempt) ?? 0),
-        });
-      }
-      if (msgs.length < 1_000) return letters;
-    }
-  } finally {
-    await jsm.consumers.delete(options.stream, info.name).catch(() => {});
+  return letters;
+}
+
+/**
+ * Counts the messages stored on `subject` of `stream` by reading every stored message (at most
+ * `limit`), not from the stream's per-subject count or a lookup by subject: after a crash a
+ * 2.9 server can miss a message in those.
+ */
+export async function countMessages(nc: NatsConnection, options: { stream: string; subject: string; limit?: number }): Promise<number> {
+  const jsm = await jetstreamManager(nc);
+  const limit = options.limit ?? 100_000;
+  let count = 0;
+  for (let from = 1, read = 0; read < limit; read++) {
+    const stored = await jsm.streams.getMessage(options.stream, { seq: from, next_by_subj: ">" } as MsgRequest);
+    if (stored === null) break;
+    if (stored.subject === options.subject) count++;
+    from = stored.seq + 1;
   }
+  return count;
 }

@@ -1,4 +1,4 @@
-import { TimeoutError } from "@tranche/core";
+import { TimeoutError, TransportError } from "@tranche/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NatsKvResultStore } from "../src/index.js";
 import { keyOf } from "../src/nats-kv-result-store.js";
@@ -74,6 +74,14 @@ describe("NatsKvResultStore", () => {
     for (const [i, id] of ids.entries()) expect(await s.get(id)).toEqual({ ok: true, value: i });
     expect(keyOf("plain-id_1")).toBe("plain-id_1");
     expect(new Set(ids.map(keyOf)).size).toBe(ids.length);
+  });
+
+  it("set rejects an outcome it cannot serialise with a non-retryable TransportError, and stores nothing", async () => {
+    const s = store();
+    const error = await s.set("big", { ok: true, value: 1n }).catch((e: unknown) => e);
+    expect(TransportError.isInstance(error)).toBe(true);
+    expect(error).toMatchObject({ retryable: false, message: expect.stringMatching(/^\[tranche\/nats\] set failed: the outcome of "big" cannot be serialised: .*BigInt/) });
+    expect(await s.get("big")).toBeUndefined();
   });
 
   it("validates options eagerly", () => {

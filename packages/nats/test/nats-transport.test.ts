@@ -44,45 +44,100 @@ async function receiveAll(t: NatsTransport<unknown>, count: number, within = 10_
 }
 
 describe("NatsTransport setup", () => {
-  it("creates a work-queue stream and a durable pull consumer with explicit acks and the given limits", async () => {
+  it("ready creates a work-queue stream; the first receive creates a durable pull consumer with explicit acks, the given limits and no MaxDeliver", async () => {
     const q = uniqueQueue();
-    const t = transport({ ...q, ackWait: 3_000, maxDeliver: 7, maxAckPending: 1234 });
+    const t = transport({ ...q, ackWait: 3_000, maxAckPending: 1234, wait: 400 });
     await t.ready();
     const jsm = await jetstreamManager(nc);
     const stream = await jsm.streams.info(q.stream);
     expect(stream.config.retention).toBe("workqueue");
     expect(stream.config.storage).toBe("file");
     expect(stream.config.subjects).toEqual([q.subject, `${q.subject}.dead`]);
+    await expect(jsm.consumers.info(q.stream, q.durable)).rejects.toThrow(/consumer not found/);
+    expect(await t.receive(1, never())).toEqual([]);
     const consumer = await jsm.consumers.info(q.stream, q.durable);
-    expect(consumer.config).toMatchObject({ ack_policy: "explicit", filter_subject: q.subject, ack_wait: 3_000_000_000, max_deliver: 7, max_ack_pending: 1234 });
+    expect(consumer.config).toMatchObject({ ack_policy: "explicit", filter_subject: q.subject, ack_wait: 3_000_000_000, max_deliver: -1, max_ack_pending: 1234 });
     expect(consumer.config.deliver_subject).toBeUndefined();
+    const ledger = await jsm.streams.info(`${q.stream}_LEDGER`);
+    expect(ledger.config).toMatchObject({ subjects: [`${q.subject}.ledger.>`], retention: "limits", storage: "file", max_age: 86_400_000_000_000 });
   });
 
-  it("reuses a compatible consumer and brings its AckWait, MaxDeliver and MaxAckPending to the options", async () => {
+  it("a receiving transport reuses a compatible consumer and brings its AckWait, MaxDeliver and MaxAckPending to its options", async () => {
     const q = uniqueQueue();
-    await transport({ ...q, ackWait: 3_000 }).ready();
-    await transport({ ...q, ackWait: 5_000, maxAckPending: 99 }).ready();
-    const consumer = await (await jetstreamManager(nc)).consumers.info(q.stream, q.durable);
-    expect(consumer.config).toMatchObject({ ack_wait: 5_000_000_000, max_ack_pending: 99 });
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: q.stream, subjects: [q.subject, `${q.subject}.dead`], retention: "workqueue" });
+    await jsm.consumers.add(q.stream, { durable_name: q.durable, ack_policy: "explicit", filter_subject: q.subject, max_deliver: 5 });
+    await transport({ ...q, ackWait: 3_000, wait: 400 }).receive(1, never());
+    await transport({ ...q, ackWait: 5_000, maxAckPending: 99, wait: 400 }).receive(1, never());
+    const consumer = await jsm.consumers.info(q.stream, q.durable);
+    expect(consumer.config).toMatchObject({ ack_wait: 5_000_000_000, max_ack_pending: 99, max_deliver: -1 });
   });
 
-  it("refuses an existing consumer without explicit acks, and a stream that does not capture the subject", async () => {
+  it("a producer-only transport never changes the consumer's config, whatever its options", async () => {
+    const q = uniqueQueue();
+    const worker = transport({ ...q, ackWait: 4_000, maxAckPending: 77, wait: 400 });
+    await worker.receive(1, never());
+    const jsm = await jetstreamManager(nc);
+    const before = (await jsm.consumers.info(q.stream, q.durable)).config;
+    const producer = transport({ ...q, ackWait: 30_000, maxAckPending: 20_000 });
+    await producer.ready();
+    await producer.send("one");
+    await producer.sendMany(["two", "three"]);
+    const after = (await jsm.consumers.info(q.stream, q.durable)).config;
+    expect(after).toMatchObject({ ack_wait: 4_000_000_000, max_ack_pending: 77 });
+    expect(after).toEqual(before);
+    expect((await receiveAll(worker, 3)).map((d) => d.payload).sort()).toEqual(["one", "three", "two"]);
+  });
+
+  it("a producer left on the default durable sends to a stream whose workers use another durable", async () => {
+    const q = uniqueQueue();
+    const worker = transport({ ...q, wait: 400 });
+    await worker.receive(1, never());
+    const producer = new NatsTransport<unknown>({ servers: server.url, stream: q.stream, subject: q.subject });
+    open.push(producer);
+    await producer.send("hello", { id: "from-producer" });
+    expect(await receiveAll(worker, 1)).toMatchObject([{ id: "from-producer", payload: "hello" }]);
+    const names: string[] = [];
+    for await (const c of (await jetstreamManager(nc)).consumers.list(q.stream)) names.push(c.name);
+    expect(names).toEqual([q.durable]);
+  });
+
+  it("a producer creates the stream when its publish finds none, without a setup call", async () => {
+    const q = uniqueQueue();
+    const producer = transport(q);
+    await producer.send("first");
+    const jsm = await jetstreamManager(nc);
+    expect((await jsm.streams.info(q.stream)).state.messages).toBe(1);
+    await jsm.streams.delete(q.stream);
+    await producer.send("after the stream was deleted");
+    expect((await jsm.streams.info(q.stream)).state.messages).toBe(1);
+  });
+
+  it("a receiving transport refuses an existing consumer without explicit acks, a stream that does not capture the subject, and a second durable on a work-queue subject", async () => {
     const q = uniqueQueue();
     const jsm = await jetstreamManager(nc);
     await jsm.streams.add({ name: q.stream, subjects: [q.subject, `${q.subject}.dead`] });
     await jsm.consumers.add(q.stream, { durable_name: q.durable, ack_policy: "none", filter_subject: q.subject });
-    await expect(transport(q).ready()).rejects.toThrow(NatsSetupError);
-    await expect(transport(q).ready()).rejects.toThrow(/ack_policy none/);
+    const refused = await transport(q).receive(1, never()).catch((e: unknown) => e);
+    expect(NatsSetupError.isInstance(refused)).toBe(true);
+    expect(refused).toMatchObject({ retryable: false, message: expect.stringMatching(/ack_policy none/) });
     await expect(transport({ ...q, subject: "elsewhere.items", durable: "other" }).ready()).rejects.toThrow(/does not capture subject elsewhere\.items/);
+    const wq = uniqueQueue();
+    await transport({ ...wq, wait: 400 }).receive(1, never());
+    const second = await transport({ ...wq, durable: "another" }).receive(1, never()).catch((e: unknown) => e);
+    expect(second).toMatchObject({ name: "NatsSetupError", retryable: false, message: expect.stringMatching(/not unique/) });
   });
 
   it("validates options eagerly, quoting the value", () => {
     expect(() => new NatsTransport({ ackWait: 5 })).toThrow("Expected `ackWait` to be a number of ms ≥ 100, got 5");
     expect(() => new NatsTransport({ stream: "a.b" })).toThrow(/`stream`.*got "a\.b"/);
     expect(() => new NatsTransport({ subject: "jobs.*" })).toThrow(/`subject`.*got "jobs\.\*"/);
-    expect(() => new NatsTransport({ maxDeliver: 0 })).toThrow("Expected `maxDeliver` to be an integer ≥ 1 or Infinity, got 0");
     expect(() => new NatsTransport({ subject: "a", deadLetterSubject: "a" })).toThrow(/`deadLetterSubject` to be different/);
     expect(() => new NatsTransport({ servers: [] })).toThrow(TypeError);
+    expect(() => new NatsTransport({ timeout: 0 })).toThrow("Expected `timeout` to be a number of ms ≥ 100, got 0");
+    expect(() => new NatsTransport({ ledger: true as unknown as false })).toThrow(/`ledger` to be false or an object, got true/);
+    expect(() => new NatsTransport({ subject: "a.b", ledger: { subject: "a" } })).toThrow(/`ledger.subject` to be a prefix that captures neither/);
+    expect(() => new NatsTransport({ ledger: { maxAge: 10 } })).toThrow(/`ledger.maxAge` to be a number of ms ≥ 1000, got 10/);
   });
 });
 
@@ -161,15 +216,36 @@ describe("NatsTransport operations", () => {
     expect(first!.attempt).toBe(1);
   });
 
-  it("retry(notBefore) redelivers not before notBefore, with attempt + 1", async () => {
+  it("retry(notBefore) redelivers not before notBefore, with attempt + 1 and retries + 1", async () => {
     const t = transport({ wait: 500 });
     await t.send("r", { id: "retry-me" });
     const [d] = await receiveAll(t, 1);
+    expect(d).toMatchObject({ attempt: 1, retries: 0 });
     const notBefore = Date.now() + 1_200;
     await t.retry(d!, notBefore);
     const [again] = await receiveAll(t, 1, 15_000);
     expect(Date.now()).toBeGreaterThanOrEqual(notBefore - 5);
-    expect(again).toMatchObject({ id: "retry-me", attempt: 2 });
+    expect(again).toMatchObject({ id: "retry-me", payload: "r", attempt: 2, retries: 1 });
+    await t.retry(again!, Date.now());
+    const [third] = await receiveAll(t, 1, 15_000);
+    expect(third).toMatchObject({ id: "retry-me", attempt: 3, retries: 2 });
+    expect(third!.notBefore).toBeUndefined();
+  });
+
+  it("a repeated retry counts one retry, and the item runs once more", async () => {
+    const q = uniqueQueue();
+    // A wait well apart from the retry's delay (see "an unsettled delivery comes back after AckWait").
+    const t = transport({ ...q, wait: 1_000 });
+    await t.send("r", { id: "twice" });
+    const [d] = await receiveAll(t, 1);
+    const notBefore = Date.now() + 300;
+    await t.retry(d!, notBefore);
+    await t.retry(d!, notBefore); // the worker repeats a call whose reply it lost
+    const again = await receiveAll(t, 1);
+    expect(again.map((x) => [x.id, x.attempt, x.retries])).toEqual([["twice", 2, 1]]);
+    await t.ack(again);
+    const stream = await (await jetstreamManager(nc)).streams.info(q.stream, { subjects_filter: q.subject });
+    expect(stream.state.subjects?.[q.subject] ?? 0).toBe(0);
   });
 
   it("extend keeps a delivery from other consumers past AckWait; release gives it back at once", async () => {
@@ -185,22 +261,30 @@ describe("NatsTransport operations", () => {
     }
     const released = Date.now();
     await a.release([d!]);
-    const [again] = await receiveAll(b, 1);
-    expect(again).toMatchObject({ id: "held", attempt: 2 });
+    await a.release([d!]); // a repeated release records one release
+    const again = await receiveAll(b, 1);
     expect(Date.now() - released).toBeLessThan(900); // well before AckWait would have returned it
+    // A release does not count as a delivery: the next one has the same attempt.
+    expect(again).toMatchObject([{ id: "held", attempt: 1, retries: 0 }]);
+    await b.ack(again);
+    const stream = await (await jetstreamManager(nc)).streams.info(q.stream, { subjects_filter: q.subject });
+    expect(stream.state.subjects?.[q.subject] ?? 0).toBe(0);
   });
 
-  it("deadLetter stores the raw message with reason, subject and attempt, and the item is never delivered again", async () => {
+  it("deadLetter stores the raw message once with reason, subject, attempt and retries, and the item is never delivered again", async () => {
     const q = uniqueQueue();
     const t = transport({ ...q, ackWait: 1_000, wait: 300 });
     await t.send({ bad: true }, { id: "doomed" });
+    const [first] = await receiveAll(t, 1);
+    await t.retry(first!, Date.now());
     const [d] = await receiveAll(t, 1);
     await t.deadLetter(d!, new RangeError("no such\ncustomer"));
+    await t.deadLetter(d!, new RangeError("no such\ncustomer")); // repeated after a lost reply
     await sleep(1_500);
     expect(await t.receive(10, never())).toEqual([]);
     const letters = await readDeadLetters(nc, { stream: q.stream, deadLetterSubject: `${q.subject}.dead` });
     expect(letters).toHaveLength(1);
-    expect(letters[0]).toMatchObject({ id: "doomed", reason: "no such customer", errorName: "RangeError", subject: q.subject, attempt: 1 });
+    expect(letters[0]).toMatchObject({ id: "doomed", reason: "no such customer", errorName: "RangeError", subject: q.subject, attempt: 2, retries: 1 });
     expect(JSON.parse(new TextDecoder().decode(letters[0]!.raw))).toEqual({ bad: true });
   });
 
@@ -238,6 +322,14 @@ describe("NatsTransport operations", () => {
       expect(DecodeError.isInstance(d.error)).toBe(true);
       expect(d.payload).toBeUndefined();
     }
+  });
+
+  it("a payload over the server's max_payload, and a stream config the server refuses, reject with a non-retryable TransportError", async () => {
+    const t = transport();
+    const tooLarge = await t.send("x".repeat(2 * 1024 * 1024)).catch((e: unknown) => e);
+    expect(tooLarge).toMatchObject({ name: "TransportError", retryable: false, message: expect.stringMatching(/send failed: .*max_payload/) });
+    const replicated = await transport({ streamConfig: { num_replicas: 3 } }).ready().catch((e: unknown) => e);
+    expect(replicated).toMatchObject({ name: "TransportError", retryable: false, message: expect.stringMatching(/replicas/) });
   });
 
   it("refuses deliveries it did not receive, and works after close no more", async () => {

@@ -17,25 +17,29 @@ export async function closeConformanceServer(): Promise<void> {
   if (server !== undefined) await (await server).close();
 }
 
-/** A fresh stream and durable per case; every `connect()` is another worker with its own connection. */
-export const createNatsQueue: ConformanceOptions["create"] = async ({ lease, wait }): Promise<ConformanceQueue> => {
+/** Host and port of the shared server, for the suite's connection faults. */
+export const natsEndpoint: NonNullable<ConformanceOptions["server"]> = async () => {
+  const url = new URL((await sharedServer()).url);
+  return { host: url.hostname, port: Number(url.port) };
+};
+
+/**
+ * A fresh stream and durable per case; every `connect()` is another worker with its own
+ * connection, to `endpoint` when the suite gives one. The stream is made over a direct connection.
+ */
+export const createNatsQueue: ConformanceOptions["create"] = async ({ lease, wait, endpoint }): Promise<ConformanceQueue> => {
   const { url } = await sharedServer();
   const q = uniqueQueue("C");
   const admin: NatsConnection = await connect({ servers: url });
+  const options = { ...q, ackWait: Math.max(100, lease), wait: Math.max(10, wait) };
+  const setup = new NatsTransport<unknown>({ servers: url, ...options });
+  await setup.ready(); // the stream exists before the first raw send
+  await setup.close();
+  const servers = endpoint === undefined ? url : `nats://${endpoint.host}:${endpoint.port}`;
   const transports: NatsTransport<unknown>[] = [];
-  const options = { servers: url, ...q, ackWait: Math.max(100, lease), wait: Math.max(10, wait) };
-  // Create the stream and consumer before the first raw send.
-  const first = new NatsTransport<unknown>(options);
-  transports.push(first);
-  await first.ready();
-  let firstHandedOut = false;
   return {
     async connect() {
-      if (!firstHandedOut) {
-        firstHandedOut = true;
-        return first;
-      }
-      const t = new NatsTransport<unknown>(options);
+      const t = new NatsTransport<unknown>({ servers, ...options });
       transports.push(t);
       return t;
     },
@@ -44,11 +48,13 @@ export const createNatsQueue: ConformanceOptions["create"] = async ({ lease, wai
     },
     async deadLetters() {
       const letters = await readDeadLetters(admin, { stream: q.stream, deadLetterSubject: `${q.subject}.dead` });
-      return letters.map((letter) => ({ id: letter.id, reason: letter.reason }));
+      return letters.map(({ id, reason, attempt, retries }) => ({ id, reason, attempt, retries }));
     },
     async close() {
       await Promise.all(transports.map((t) => t.close()));
-      await (await jetstreamManager(admin)).streams.delete(q.stream).catch(() => {});
+      const jsm = await jetstreamManager(admin);
+      await jsm.streams.delete(q.stream).catch(() => {});
+      await jsm.streams.delete(`${q.stream}_LEDGER`).catch(() => {});
       await admin.close();
     },
   };

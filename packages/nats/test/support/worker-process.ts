@@ -40,11 +40,12 @@ export class WorkerProcess {
       this.#buffer = this.#buffer.slice(end + 1);
       const [kind, ...rest] = line.split(" ");
       if (kind === "start") this.starts++;
-      else if (kind === "done") for (const pair of rest) {
-        const at = pair.lastIndexOf(":");
-        this.done.push({ id: pair.slice(0, at), attempt: Number(pair.slice(at + 1)), at: Date.now() });
-      }
-      else if (kind === "dead") this.dead.push(rest.join(" "));
+      else if (kind === "done") {
+        for (const pair of rest) {
+          const at = pair.lastIndexOf(":");
+          this.done.push({ id: pair.slice(0, at), attempt: Number(pair.slice(at + 1)), at: Date.now() });
+        }
+      } else if (kind === "dead") this.dead.push(rest.join(" "));
       else if (kind === "error") this.errors.push(rest.join(" "));
       else if (kind === "ready") this.readyAt = Date.now();
     }
