@@ -3,6 +3,7 @@ import { decodeWith, type Codec, type Delivery } from "@tranche/core";
 import type { Message } from "amqplib";
 import type { Consumer } from "./consumer.js";
 import { count, DELIVERY_COUNT, Header } from "./headers.js";
+import { producerHeaders } from "./messages.js";
 import { PREFIX } from "./options.js";
 import type { Outgoing } from "./publisher.js";
 
@@ -21,6 +22,12 @@ export interface Handle {
   unrouted: Outgoing[];
 }
 
+/** The item id of a message: its `messageId`, or for one published without it a digest of its bytes (the same on every delivery). */
+export function itemId(message: Message): string {
+  const messageId = message.properties.messageId;
+  return typeof messageId === "string" && messageId !== "" ? messageId : `sha256-${createHash("sha256").update(message.content).digest("hex").slice(0, 24)}`;
+}
+
 /**
  * A delivery from a RabbitMQ queue. `attempt` adds the deliveries before this copy of the item
  * (`tranche-deliveries`) to the deliveries of this copy: a quorum queue counts them in
@@ -35,12 +42,12 @@ export class AmqpDelivery<T> implements Delivery<T> {
   readonly retries: number;
   declare readonly notBefore?: number;
   declare readonly error?: Error;
+  declare readonly headers?: Readonly<Record<string, string>>;
   readonly #handle: Handle;
 
   constructor(owner: object, codec: Codec<T>, message: Message, consumer: Consumer, now: number) {
     const headers = message.properties.headers ?? {};
-    const messageId = message.properties.messageId;
-    this.id = typeof messageId === "string" && messageId !== "" ? messageId : `sha256-${createHash("sha256").update(message.content).digest("hex").slice(0, 24)}`;
+    this.id = itemId(message);
     const before = count(headers[Header.deliveries]) ?? 0;
     const ofThisCopy = count(headers[DELIVERY_COUNT]) ?? (message.fields.redelivered ? 1 : 0);
     this.attempt = before + ofThisCopy + 1;
@@ -54,6 +61,8 @@ export class AmqpDelivery<T> implements Delivery<T> {
     }
     const notBefore = Number(headers[Header.notBefore]);
     if (notBefore > now) (this as { notBefore?: number }).notBefore = notBefore;
+    const own = producerHeaders(headers);
+    if (own !== undefined) (this as { headers?: Readonly<Record<string, string>> }).headers = own;
     this.#handle = { owner, message, consumer, settled: false, committing: undefined, unrouted: [] };
   }
 

@@ -1,15 +1,16 @@
 import { randomUUID } from "node:crypto";
 import type { Message } from "amqplib";
-import { ClosedError, checkInteger, checkMs, checkTime, type Delivery, type SendOptions, type Transport, type TransportCapabilities } from "@tranche/core";
+import { ClosedError, checkHeaders, checkInteger, checkMs, checkTime, type Delivery, type SendManyOptions, type SendOptions, type Transport, type TransportCapabilities, type DeadLetter, type DeadLetterPage, type QueueAdmin, type QueueDepth } from "@tranche/core";
 import { AmqpDelivery, type Handle } from "./amqp-delivery.js";
 import { Link, type Session } from "./connection.js";
 import { Consumer } from "./consumer.js";
 import { channelGoneError, describe, notRetryable, transportError } from "./errors.js";
 import { Header } from "./headers.js";
-import { deadLetterCopy, retryCopy, unchangedCopy } from "./messages.js";
+import { deadLetterCopy, inherited, MAX_INHERITED, retryCopy, unchangedCopy } from "./messages.js";
 import { invalid, PREFIX, resolveAmqpTransportOptions, type AmqpTransportOptions, type ResolvedAmqpTransportOptions } from "./options.js";
 import { Unroutable, type Outgoing } from "./publisher.js";
-import { deadLetterQueue, delayBucket, delayQueue, MIN_QUEUED_DELAY, stale, workQueue, type QueueSpec } from "./topology.js";
+import { AmqpQueueAdmin } from "./queue-admin.js";
+import { DELAY_QUEUE_IDLE, deadLetterQueue, delayBucket, delayIndexQueue, delayQueue, MIN_QUEUED_DELAY, stale, workQueue, type QueueSpec } from "./topology.js";
 
 // A send of many payloads waits for this many publisher confirms at a time.
 const PUBLISH_WINDOW = 1_000;
@@ -30,7 +31,7 @@ const PUBLISH_WINDOW = 1_000;
  * There are no leases (`lease: false`): a delivery stays with its channel until it is settled,
  * the channel closes, or RabbitMQ's `consumer_timeout` closes the channel.
  */
-export class AmqpTransport<T = unknown> implements Transport<T> {
+export class AmqpTransport<T = unknown> implements Transport<T>, QueueAdmin<T> {
   readonly name = "amqp";
   readonly capabilities: TransportCapabilities;
 
@@ -42,6 +43,7 @@ export class AmqpTransport<T = unknown> implements Transport<T> {
   /** Set once the transport consumes or settles: only then does it declare queues. */
   #worker = false;
   #closed = false;
+  readonly #admin: AmqpQueueAdmin<T>;
   /** `receive` calls under way. */
   #receiving = 0;
   /** Fires once no `receive` has waited for `wait` ms. */
@@ -52,6 +54,15 @@ export class AmqpTransport<T = unknown> implements Transport<T> {
   constructor(options?: AmqpTransportOptions<T>) {
     this.#options = resolveAmqpTransportOptions(options);
     this.#link = new Link(this.#options, `tranche ${this.#options.queue}`);
+    this.#admin = new AmqpQueueAdmin(this.#options, {
+      run: (operation, body) => this.#run(operation, body),
+      declareBase: (session) => {
+        this.#worker = true;
+        return this.#declareBase(session);
+      },
+      declareTarget: (session, queue) => this.#declareTarget(session, queue),
+      publish: (operation, messages) => this.#publish(operation, messages),
+    });
     this.capabilities = {
       maxReceive: this.#options.prefetch,
       // Delays of a second or more wait in delay queues; shorter ones are held by the worker.
@@ -81,17 +92,17 @@ export class AmqpTransport<T = unknown> implements Transport<T> {
     this.#assertOpen();
     const id = options?.id ?? randomUUID();
     if (typeof id !== "string" || id === "") invalid("id", "a non-empty string", id);
-    const [outgoing] = this.#outgoing("send", [payload], [id], options?.delay);
+    const [outgoing] = this.#outgoing("send", [payload], [id], options);
     await this.#publish("send", [outgoing as Outgoing]);
     return id;
   }
 
   /** Sends in windows of confirms. On a failure the error's `sent` lists the ids the broker confirmed. */
-  async sendMany(payloads: T[], options?: { delay?: number }): Promise<string[]> {
+  async sendMany(payloads: T[], options?: SendManyOptions): Promise<string[]> {
     this.#assertOpen();
     if (!Array.isArray(payloads)) invalid("payloads", "an array", payloads);
     const ids = payloads.map(() => randomUUID());
-    const outgoing = this.#outgoing("sendMany", payloads, ids, options?.delay);
+    const outgoing = this.#outgoing("sendMany", payloads, ids, options);
     const sent: string[] = [];
     for (let start = 0; start < outgoing.length; start += PUBLISH_WINDOW) {
       const window = outgoing.slice(start, start + PUBLISH_WINDOW);
@@ -191,6 +202,49 @@ export class AmqpTransport<T = unknown> implements Transport<T> {
    * Ends pending receives and closes the connection, waiting at most a second for the broker.
    * The broker puts back whatever was delivered and not settled.
    */
+  /**
+   * Ready messages of the work queue, of its delay queues and of the dead-letter queue, as
+   * RabbitMQ counts them (`queue.declare` passive). `inFlight` is always 0: AMQP 0-9-1 does not
+   * tell a queue's unacknowledged messages (the management API does). A delayed `send` counts as
+   * ready until a worker receives it and moves it to a delay queue.
+   */
+  async depth(): Promise<QueueDepth> {
+    this.#assertOpen();
+    return this.#admin.depth();
+  }
+
+  /**
+   * The dead letters, oldest first, one per item id: up to `limit`, after the letter of item id
+   * `after`. AMQP cannot look at a queue without taking its messages: each call passes once over
+   * the dead-letter queue, putting every letter back behind the others, with its ack, in one
+   * transaction per hundred.
+   */
+  async deadLetters(options?: DeadLetterPage): Promise<DeadLetter<T>[]> {
+    this.#assertOpen();
+    return this.#admin.deadLetters(options);
+  }
+
+  /**
+   * Sends dead letters back to the work queue (a delay of a second or more: to its delay queue)
+   * under their ids with their bytes and the producer's headers, as fresh items (no counts); each
+   * letter's copy and its ack go in one transaction, so an interrupted redrive loses nothing and
+   * a repeat finds it gone. Declares the queues, as a worker does. Resolves with how many items.
+   */
+  async redrive(ids: readonly string[] | "all", options?: { delay?: number }): Promise<number> {
+    this.#assertOpen();
+    return this.#admin.redrive(ids, options);
+  }
+
+  /** Deletes dead letters for good (`"all"`: `queue.purge`); resolves with how many. */
+  async purgeDeadLetters(ids: readonly string[] | "all"): Promise<number> {
+    this.#assertOpen();
+    return this.#admin.purge(ids);
+  }
+
+  /**
+   * Ends pending receives and closes the connection, waiting at most a second for the broker.
+   * The broker puts back whatever was delivered and not settled.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -217,11 +271,13 @@ export class AmqpTransport<T = unknown> implements Transport<T> {
     }
   }
 
-  #outgoing(operation: string, payloads: readonly T[], ids: readonly string[], delay: number | undefined): Outgoing[] {
-    let headers: Record<string, number> | undefined;
+  /** The messages of a send: the producer's headers as AMQP headers, and `tranche-not-before` when delayed. */
+  #outgoing(operation: string, payloads: readonly T[], ids: readonly string[], options: SendManyOptions | undefined): Outgoing[] {
+    const delay = options?.delay;
+    let headers: Record<string, string | number> | undefined = this.#headers(operation, options?.headers);
     if (delay !== undefined) {
       checkMs("delay", delay, { prefix: PREFIX });
-      if (delay > 0) headers = { [Header.notBefore]: Math.ceil(this.#options.clock.now() + delay) };
+      if (delay > 0) headers = { ...headers, [Header.notBefore]: Math.ceil(this.#options.clock.now() + delay) };
     }
     return payloads.map((payload, index) => {
       let encoded: string | Uint8Array;
@@ -233,6 +289,20 @@ export class AmqpTransport<T = unknown> implements Transport<T> {
       const content = typeof encoded === "string" ? Buffer.from(encoded) : Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
       return { queue: this.#options.queue, content, properties: { messageId: ids[index], ...(headers === undefined ? {} : { headers }) } };
     });
+  }
+
+  /**
+   * Checks a send's headers: names of tranche's or the broker's own are refused (TypeError), and
+   * so are headers a copy could not keep (larger than `MAX_INHERITED` as JSON, not retryable).
+   */
+  #headers(operation: string, value: unknown): Record<string, string> | undefined {
+    const headers = checkHeaders("headers", value, { prefix: PREFIX });
+    if (headers === undefined) return undefined;
+    const reserved = Object.keys(headers).find((name) => !inherited(name));
+    if (reserved !== undefined) invalid("headers", "names other than tranche-*, x-death*, x-first-death*, x-last-death* and x-delivery-count", reserved);
+    const size = JSON.stringify(headers).length;
+    if (size > MAX_INHERITED) throw notRetryable(operation, `headers are ${size} characters as JSON, over the ${MAX_INHERITED} a retry's copy keeps`);
+    return { ...headers };
   }
 
   /**
@@ -262,12 +332,14 @@ export class AmqpTransport<T = unknown> implements Transport<T> {
     await this.#declare(session, deadLetterQueue(this.#options));
   }
 
-  async #declare(session: Session, spec: QueueSpec): Promise<void> {
+  /** Declares `spec` unless this connection did lately; resolves `true` when it declared. */
+  async #declare(session: Session, spec: QueueSpec): Promise<boolean> {
     const now = Date.now();
     const at = session.declared.get(spec.name);
-    if (at !== undefined && !stale(at, now)) return;
+    if (at !== undefined && !stale(at, now)) return false;
     await session.declare(spec, now);
     this.#queues.add(spec.name);
+    return true;
   }
 
   /** A consuming channel on an open connection, with the queues declared. */
@@ -412,7 +484,23 @@ export class AmqpTransport<T = unknown> implements Transport<T> {
   async #declareTarget(session: Session, queue: string): Promise<void> {
     if (queue === this.#options.queue || queue === this.#options.deadLetterQueue) return this.#declareBase(session);
     const ttl = Number(queue.slice(queue.lastIndexOf(".") + 1));
-    await this.#declare(session, delayQueue(this.#options, ttl));
+    const spec = delayQueue(this.#options, ttl);
+    if (await this.#declare(session, spec)) await this.#enterDelayQueue(session, spec.name, ttl);
+  }
+
+  /**
+   * Enters a delay queue just declared in the index `depth()` reads, as a message that expires
+   * with the queue. If that fails, the queue counts as not declared, and the next use tries again.
+   */
+  async #enterDelayQueue(session: Session, queue: string, ttl: number): Promise<void> {
+    try {
+      await this.#declare(session, delayIndexQueue(this.#options));
+      const publisher = await session.publisher();
+      await publisher.publish({ queue: delayIndexQueue(this.#options).name, content: Buffer.from(queue), properties: { expiration: String(ttl + DELAY_QUEUE_IDLE) } });
+    } catch (error) {
+      session.declared.delete(queue);
+      throw error;
+    }
   }
 
   /**

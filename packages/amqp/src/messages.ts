@@ -3,13 +3,27 @@ import type { Delivery } from "@tranche/core";
 import { DELIVERY_COUNT, Header, oneLine } from "./headers.js";
 import type { Outgoing } from "./publisher.js";
 
-/** Headers the broker sets on a message, which a copy must not inherit; and tranche's own, which a copy sets anew. */
-function inherited(name: string): boolean {
+/**
+ * Headers the broker sets on a message, which a copy must not inherit; and tranche's own, which a
+ * copy sets anew. Every other header is the producer's: a copy keeps it, and a delivery's
+ * `headers` are those with string values.
+ */
+export function inherited(name: string): boolean {
   return !(name.startsWith("x-death") || name.startsWith("x-first-death") || name.startsWith("x-last-death") || name === DELIVERY_COUNT || name.startsWith("tranche-"));
 }
 
-/** Headers of other producers are carried over to a copy only while they are this small (JSON length). */
-const MAX_INHERITED = 16_384;
+/** Headers of other producers are carried over to a copy only while they are this small (JSON length); `send` refuses larger ones. */
+export const MAX_INHERITED = 16_384;
+
+/** The producer's headers of a message with string values (`Delivery.headers`); `undefined` for none. */
+export function producerHeaders(table: Record<string, unknown> | undefined): Record<string, string> | undefined {
+  let headers: Record<string, string> | undefined;
+  for (const name in table) {
+    const value = table[name];
+    if (typeof value === "string" && inherited(name)) (headers ??= {})[name] = value;
+  }
+  return headers;
+}
 
 /** Properties a copy keeps; never `userId` (the broker checks it against the publisher) nor `expiration`. */
 const KEPT: readonly (keyof MessageProperties & keyof Options.Publish)[] = ["contentType", "contentEncoding", "correlationId", "replyTo", "type", "appId", "timestamp", "priority"];
@@ -69,4 +83,23 @@ export function deadLetterCopy(message: Message, delivery: Delivery<unknown>, qu
     [Header.queue]: from,
     [Header.deadAt]: Math.round(now),
   });
+}
+
+/** A dead letter sent back to `queue` as a fresh item: its bytes, id and the producer's headers, no counts, `notBefore` when given. */
+export function redrivenCopy(message: Message, id: string, queue: string, notBefore: number | undefined): Outgoing {
+  return copyOf(message, id, queue, { [Header.notBefore]: notBefore });
+}
+
+/** A message for `queue` exactly as it is (every header but the broker's delivery count and the publish tag): a dead letter put back behind the others. */
+export function keptCopy(message: Message, queue: string): Outgoing {
+  const headers: Record<string, unknown> = { ...message.properties.headers };
+  delete headers[DELIVERY_COUNT];
+  delete headers[Header.publish];
+  const properties: Options.Publish = { headers };
+  if (typeof message.properties.messageId === "string") properties.messageId = message.properties.messageId;
+  for (const key of KEPT) {
+    const value = message.properties[key];
+    if (value !== undefined && value !== null) (properties as Record<string, unknown>)[key] = value;
+  }
+  return { queue, content: message.content, properties };
 }

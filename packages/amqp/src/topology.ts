@@ -71,6 +71,23 @@ export function delayQueue(o: TopologyOptions, ttl: number): QueueSpec {
   };
 }
 
+/** Entries the index of delay queues keeps; beyond it the oldest go (a delay queue in use is entered again at each declaration). */
+const DELAY_INDEX_MAX = 10_000;
+
+/**
+ * The index of a work queue's delay queues, which AMQP cannot list: a worker enters a delay
+ * queue's name each time it declares it, as a message that expires with the queue, so that
+ * `depth()` finds them. A classic queue: reading it (and putting back) counts no deliveries.
+ */
+export function delayIndexQueue(o: TopologyOptions): QueueSpec {
+  return { name: `${o.queue}.delays`, arguments: { "x-queue-type": "classic", "x-max-length": DELAY_INDEX_MAX, "x-overflow": "drop-head" } };
+}
+
+/** Whether `name` is one of the delay queues of work queue `queue`. */
+export function isDelayQueue(queue: string, name: string): boolean {
+  return name.startsWith(`${queue}.delay.`) && /^\d+$/.test(name.slice(queue.length + ".delay.".length));
+}
+
 /**
  * Whether a declaration made at `declaredAt` must be renewed before publishing into the queue at
  * `now`: a delay queue's idle expiry restarts at each declaration, so one renewed within half of

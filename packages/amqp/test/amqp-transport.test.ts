@@ -382,3 +382,37 @@ describe("AmqpTransport faults", () => {
     expect(() => new AmqpTransport({ queueType: "classic", deliveryLimit: 3 })).toThrow(/deliveryLimit/);
   });
 });
+
+// Headers (`SendOptions.headers`) are AMQP headers: another application's consumer reads them as
+// any header, and a tranche worker reads another producer's string headers as `Delivery.headers`.
+describe("AmqpTransport headers", () => {
+  it("sends headers as AMQP headers, and keeps them in a dead letter", async () => {
+    const t = transport();
+    await t.ready();
+    await t.send("x", { id: "h", headers: { traceparent: "00-abc-def-01", tenant: "acme" } });
+    const [d] = await receiveAll(t, 1);
+    expect(d?.headers).toEqual({ traceparent: "00-abc-def-01", tenant: "acme" });
+    await t.deadLetter(d!, new Error("poison"));
+    const channel = await admin.createChannel();
+    const letter = await channel.get(`${t.queues()[0]}.dead`, { noAck: true });
+    await channel.close();
+    expect(letter === false ? undefined : letter.properties.headers).toMatchObject({ traceparent: "00-abc-def-01", tenant: "acme" });
+  });
+
+  it("reads another producer's string headers, not tranche's, the broker's or other types", async () => {
+    const t = transport();
+    await t.ready();
+    await publishRaw(t.queues()[0]!, '"theirs"', { headers: { traceparent: "00-abc-def-01", count: 3, "tranche-retries": 0, "x-first-death-queue": "elsewhere" } });
+    const [d] = await receiveAll(t, 1);
+    expect(d?.headers).toEqual({ traceparent: "00-abc-def-01" });
+    await t.ack([d!]);
+  });
+
+  it("refuses header names of tranche's or the broker's own, and headers a copy could not keep", async () => {
+    const t = transport();
+    await expect(t.send("x", { headers: { "tranche-retries": "9" } })).rejects.toThrow(TypeError);
+    await expect(t.send("x", { headers: { "x-death": "no" } })).rejects.toThrow(TypeError);
+    const error = await rejection(t.sendMany(["x"], { headers: { big: "b".repeat(20_000) } }));
+    expect(TransportError.isInstance(error) && !error.retryable, String(error)).toBe(true);
+  });
+});

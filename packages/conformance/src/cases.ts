@@ -4,17 +4,23 @@ import { expect } from "vitest";
 import { connectionCases } from "./connection-cases.js";
 import { BASE_LEASE, LEASE_TOLERANCE, idsOf } from "./context.js";
 import type { CaseContext, Received } from "./context.js";
-import { expectNoDelivery, receiveItem, receiveNotBefore, rejection, uniqueId } from "./expectations.js";
+import { deadLettersOf, expectNoDelivery, receiveItem, receiveNotBefore, rejection, uniqueId } from "./expectations.js";
+import { headerCases } from "./header-cases.js";
+import { adminCases } from "./admin-cases.js";
 import { retrySafetyCases } from "./retry-safety-cases.js";
+
+/** What a case needs of the transport or the options (see `ConformanceCase.requires`). */
+export type Requirement = "lease" | "server" | "admin";
 
 /** One check of the suite. `describeTransportConformance` runs each as its own `it`. */
 export interface ConformanceCase {
   readonly name: string;
   /**
-   * Skipped unless the transport declares this capability (`"lease"`), or unless the options
-   * give its `server` (`"server"`: the case puts a `TcpProxy` between the transport and it).
+   * Skipped unless the transport declares this capability (`"lease"`), has the `QueueAdmin`
+   * methods (`"admin"`), or unless the options give its `server` (`"server"`: the case puts a
+   * `TcpProxy` between the transport and it). Several: all of them.
    */
-  readonly requires?: "lease" | "server";
+  readonly requires?: Requirement | readonly Requirement[];
   /** Suite-ms lease and wait of this case's queue, when not the suite's base ones. */
   readonly settings?: { lease?: number; wait?: number };
   run(context: CaseContext): Promise<void>;
@@ -224,8 +230,9 @@ const basicCases: readonly ConformanceCase[] = [
       const { delivery } = await receiveItem(context, id);
       await context.transport.deadLetter(delivery, new Error("conformance: poison pill"));
       await expectNoDelivery(context, [id], context.lease * 2 + context.ms(500), "after deadLetter");
-      if (context.queue.deadLetters !== undefined) {
-        const letter = (await context.queue.deadLetters()).find((l) => l.id === id);
+      const letters = await deadLettersOf(context);
+      if (letters !== undefined) {
+        const letter = letters.find((l) => l.id === id);
         expect(letter, "dead-lettered item missing from deadLetters()").toBeDefined();
         expect(letter?.reason).toContain("conformance: poison pill");
         if (letter?.attempt !== undefined) expect(letter.attempt, "the dead letter's attempt").toBe(delivery.attempt);
@@ -244,9 +251,8 @@ const basicCases: readonly ConformanceCase[] = [
       expect(DecodeError.isInstance(error)).toBe(true);
       await context.transport.deadLetter(garbage as Delivery<unknown>, error as Error);
       await expectNoDelivery(context, [id], context.lease * 2 + context.ms(500), "after deadLetter");
-      if (context.queue.deadLetters !== undefined) {
-        expect((await context.queue.deadLetters()).map((l) => l.id)).toContain(id);
-      }
+      const letters = await deadLettersOf(context);
+      if (letters !== undefined) expect(letters.map((l) => l.id)).toContain(id);
     },
   },
   {
@@ -308,4 +314,4 @@ const basicCases: readonly ConformanceCase[] = [
 ];
 
 /** Every case of the suite, in the order they run. */
-export const conformanceCases: readonly ConformanceCase[] = [...basicCases, ...retrySafetyCases, ...connectionCases];
+export const conformanceCases: readonly ConformanceCase[] = [...basicCases, ...headerCases, ...retrySafetyCases, ...adminCases, ...connectionCases];

@@ -1,7 +1,8 @@
 import { invalidOption } from "@tranche/core";
+import type { Transport, TransportCapabilities } from "@tranche/core";
 import { describe, it } from "vitest";
 import { conformanceCases } from "./cases.js";
-import type { ConformanceCase } from "./cases.js";
+import type { ConformanceCase, Requirement } from "./cases.js";
 import { CLOSE_BOUND } from "./connection-cases.js";
 import { openContext } from "./context.js";
 import { bounded } from "./expectations.js";
@@ -10,12 +11,30 @@ import { type ConformanceOptions, PREFIX } from "./options.js";
 import { TcpProxy } from "./tcp-proxy.js";
 import { checkWorkerModel } from "./worker-model.js";
 
-/** Why a case was skipped, or undefined when it runs. */
-function skipReason(options: ConformanceOptions, conformanceCase: ConformanceCase, capabilities?: { lease: boolean }): string | undefined {
-  if (conformanceCase.requires === "server" && options.server === undefined) {
+/** What `conformanceCase` requires, as a list. */
+function requirements(conformanceCase: ConformanceCase): readonly Requirement[] {
+  const { requires } = conformanceCase;
+  return requires === undefined ? [] : typeof requires === "string" ? [requires] : requires;
+}
+
+/** The `QueueAdmin` methods the admin cases call. */
+const ADMIN_METHODS = ["depth", "deadLetters", "redrive", "purgeDeadLetters"] as const;
+
+/**
+ * Why a case is skipped, or undefined when it runs. Without `transport` (before the queue is
+ * made), only what the options tell.
+ */
+function skipReason(options: ConformanceOptions, conformanceCase: ConformanceCase, transport?: Transport<unknown>, capabilities?: TransportCapabilities): string | undefined {
+  const needs = requirements(conformanceCase);
+  if (needs.includes("server") && options.server === undefined) {
     return "connection faults need the transport's server: the options give no `server` (an in-process transport has no connection to cut)";
   }
-  if (conformanceCase.requires === "lease" && capabilities !== undefined && !capabilities.lease) return "the transport does not declare `lease`";
+  if (transport === undefined) return undefined;
+  if (needs.includes("lease") && capabilities !== undefined && !capabilities.lease) return "the transport does not declare `lease`";
+  const missing = ADMIN_METHODS.filter((method) => typeof transport[method] !== "function");
+  if (needs.includes("admin") && missing.length > 0) {
+    return `the transport has no QueueAdmin (no ${missing.join(", ")}): depth and dead-letter tooling are not checked`;
+  }
   return undefined;
 }
 
@@ -34,7 +53,7 @@ async function runCase(options: ConformanceOptions, conformanceCase: Conformance
   const early = skipReason(options, conformanceCase);
   if (early !== undefined) return early;
   let proxy: TcpProxy | undefined;
-  if (conformanceCase.requires === "server") {
+  if (requirements(conformanceCase).includes("server")) {
     const server = typeof options.server === "function" ? await options.server() : options.server;
     proxy = await TcpProxy.start(server as NonNullable<typeof server>);
   }
@@ -42,7 +61,7 @@ async function runCase(options: ConformanceOptions, conformanceCase: Conformance
     const { context, queue } = await openContext(options, conformanceCase.settings, proxy);
     let failed = false;
     try {
-      const reason = skipReason(options, conformanceCase, context.capabilities);
+      const reason = skipReason(options, conformanceCase, context.transport, context.capabilities);
       if (reason !== undefined) return reason;
       await conformanceCase.run(context).catch((error: unknown) => {
         failed = true;
@@ -81,7 +100,7 @@ export function describeTransportConformance(options: ConformanceOptions): void 
           const skipped = await runCase(options, conformanceCase);
           if (skipped !== undefined) test.skip(skipped);
         },
-        conformanceCase.requires === "server" ? caseTimeout * 3 : caseTimeout,
+        requirements(conformanceCase).includes("server") ? caseTimeout * 3 : caseTimeout,
       );
     }
     it("model: at-least-once, nothing after its ack, no retry before notBefore, one lease at a time", () => checkTransportModel(options), modelTimeout);

@@ -45,6 +45,47 @@ export async function expectNoDelivery(context: CaseContext, ids: string[], budg
   });
 }
 
+/** Receives `ids` once each (from `transport`); fails on a second delivery of one before all came. */
+export async function receiveOnce(context: CaseContext, ids: string[], options: { budget?: number; transport?: Transport<unknown>; notBefore?: number } = {}): Promise<Map<string, Received>> {
+  const got = new Map<string, Received>();
+  const { notBefore } = options;
+  await context.collect(options.transport ?? context.transport, {
+    done: () => ids.every((id) => got.has(id)),
+    ...(options.budget === undefined ? {} : { budget: options.budget }),
+    each: (received) => {
+      const { delivery, at } = received;
+      if (!ids.includes(delivery.id)) return;
+      expect(got.has(delivery.id), `${delivery.id} delivered twice`).toBe(false);
+      if (notBefore !== undefined && at < notBefore) {
+        const heldByWorker = !context.capabilities.nativeDelay && (delivery.notBefore ?? 0) >= notBefore;
+        expect(heldByWorker, `${delivery.id} delivered at ${at}, ${notBefore - at} ms before its notBefore ${notBefore}`).toBe(true);
+      }
+      got.set(delivery.id, received);
+    },
+  });
+  const missing = ids.filter((id) => !got.has(id));
+  expect(missing, "never delivered").toEqual([]);
+  return got;
+}
+
+/** A dead letter as the checks compare it: the reason as one text (`name: message`). */
+export interface LetterSeen {
+  readonly id: string;
+  readonly reason: string;
+  readonly attempt?: number | undefined;
+  readonly retries?: number | undefined;
+}
+
+/**
+ * The queue's dead letters: from the queue's own `deadLetters` hook when it has one, else from
+ * the transport's `deadLetters()` (`QueueAdmin`); `undefined` when neither can list them.
+ */
+export async function deadLettersOf(context: CaseContext, transport: Transport<unknown> = context.transport): Promise<LetterSeen[] | undefined> {
+  if (context.queue.deadLetters !== undefined) return context.queue.deadLetters();
+  if (transport.deadLetters === undefined) return undefined;
+  return (await transport.deadLetters()).map((l) => ({ id: l.id, reason: `${l.reason.name}: ${l.reason.message}`, attempt: l.attempt, retries: l.retries }));
+}
+
 export async function rejection(call: () => Promise<unknown>): Promise<unknown> {
   try {
     await call();

@@ -1,10 +1,10 @@
-import { type Delivery, type SendOptions, type Transport, type TransportCapabilities, TransportError } from "@tranche/core";
+import { type DeadLetter, type DeadLetterPage, type Delivery, type QueueDepth, type SendOptions, type Transport, type TransportCapabilities, TransportError } from "@tranche/core";
 import { PREFIX } from "./options.js";
 
-/** The transport calls a fault can be injected into. */
-export type FaultOperation = "send" | "sendMany" | "receive" | "ack" | "retry" | "deadLetter" | "extend" | "release";
+/** The transport calls a fault can be injected into (the `QueueAdmin` calls that change the queue included). */
+export type FaultOperation = "send" | "sendMany" | "receive" | "ack" | "retry" | "deadLetter" | "extend" | "release" | "redrive" | "purgeDeadLetters";
 
-export const faultOperations: readonly FaultOperation[] = ["send", "sendMany", "receive", "ack", "retry", "deadLetter", "extend", "release"];
+export const faultOperations: readonly FaultOperation[] = ["send", "sendMany", "receive", "ack", "retry", "deadLetter", "extend", "release", "redrive", "purgeDeadLetters"];
 
 /**
  * What an injected fault does to a call:
@@ -24,7 +24,7 @@ export interface FaultCallInfo {
   readonly op: FaultOperation;
   /** 1 for the first call of `op` through this wrapper, 2 for the next... */
   readonly nth: number;
-  /** Ids the call is about: its deliveries', or the `id` option of a `send` (none for `receive`). */
+  /** Ids the call is about: its deliveries', the `id` option of a `send`, the ids of a `redrive` or `purgeDeadLetters` (none for `receive` or `"all"`). */
   readonly ids: readonly string[];
   /** `attempt` of each delivery the call is about. */
   readonly attempts: readonly number[];
@@ -112,6 +112,11 @@ function deliveryCall(deliveries: readonly Delivery<unknown>[]): { ids: string[]
   return { ids: deliveries.map((d) => d?.id), attempts: deliveries.map((d) => d?.attempt) };
 }
 
+/** The ids of a `redrive` or `purgeDeadLetters` call (none for `"all"`). */
+function idsCall(ids: readonly string[] | "all"): { ids: string[]; attempts: number[] } {
+  return { ids: Array.isArray(ids) ? [...ids] : [], attempts: [] };
+}
+
 /**
  * A `Transport` wrapper that injects call faults (see `FaultKind`) into chosen operations and
  * records every call: what the caller saw and what reached the broker. A `Worker` over it meets
@@ -130,6 +135,14 @@ export class FaultyTransport<T> implements Transport<T> {
   readonly calls: FaultCall[] = [];
   /** Present when the wrapped transport has it. */
   readonly extend?: (deliveries: Delivery<T>[], until: number) => Promise<void>;
+  /** Present when the wrapped transport has it; never faulted (it changes nothing). */
+  readonly depth?: () => Promise<QueueDepth>;
+  /** Present when the wrapped transport has it; never faulted (it changes nothing). */
+  readonly deadLetters?: (options?: DeadLetterPage) => Promise<DeadLetter<T>[]>;
+  /** Present when the wrapped transport has it. */
+  readonly redrive?: (ids: readonly string[] | "all", options?: { delay?: number }) => Promise<number>;
+  /** Present when the wrapped transport has it. */
+  readonly purgeDeadLetters?: (ids: readonly string[] | "all") => Promise<number>;
   private faults: Fault[] = [];
   private readonly counts = new Map<FaultOperation, number>();
   private readonly sequence: () => number;
@@ -148,6 +161,15 @@ export class FaultyTransport<T> implements Transport<T> {
     const extend = inner.extend;
     if (typeof extend === "function") {
       this.extend = (deliveries, until) => this.through("extend", deliveryCall(deliveries), undefined, () => extend.call(inner, deliveries, until));
+    }
+    const { depth, deadLetters, redrive, purgeDeadLetters } = inner;
+    if (typeof depth === "function") this.depth = () => depth.call(inner);
+    if (typeof deadLetters === "function") this.deadLetters = (page) => deadLetters.call(inner, page);
+    if (typeof redrive === "function") {
+      this.redrive = (ids, options) => this.through("redrive", idsCall(ids), undefined, () => redrive.call(inner, ids, options));
+    }
+    if (typeof purgeDeadLetters === "function") {
+      this.purgeDeadLetters = (ids) => this.through("purgeDeadLetters", idsCall(ids), undefined, () => purgeDeadLetters.call(inner, ids));
     }
   }
 

@@ -1,6 +1,6 @@
 export { describeTransportConformance, runConformanceCase } from "./describe-transport-conformance.js";
 export { conformanceCases } from "./cases.js";
-export type { ConformanceCase } from "./cases.js";
+export type { ConformanceCase, Requirement } from "./cases.js";
 export { checkTransportModel } from "./model.js";
 export type { ModelCheckOptions } from "./model.js";
 export { checkWorkerModel } from "./worker-model.js";

@@ -1,4 +1,4 @@
-import type { Clock, Transport, TransportCapabilities } from "@tranche/core";
+import type { Clock, QueueDepth, Transport, TransportCapabilities } from "@tranche/core";
 import type { Endpoint } from "./tcp-proxy.js";
 import type { WorkerConstructor } from "./worker-like.js";
 
@@ -30,10 +30,11 @@ export interface ConformanceQueue {
    */
   clock?: Clock;
   /**
-   * The queue's dead letters, for transports that can list them (`MemoryTransport.deadLetters()`,
-   * a DLQ stream or subject). When present, the suite checks that a dead-lettered item is there
-   * once, with its reason (the reason's message, or a text containing it) and, when given, the
-   * `attempt` and `retries` of the delivery that was dead-lettered.
+   * The queue's dead letters, for transports that can list them but have no `deadLetters()` of
+   * their own (`QueueAdmin`); without this hook the suite reads the transport's. The suite checks
+   * that a dead-lettered item is there once, with its reason (the reason's message, or a text
+   * containing it) and, when given, the `attempt` and `retries` of the delivery that was
+   * dead-lettered.
    */
   deadLetters?(): Promise<{ id: string; reason: string; attempt?: number; retries?: number }[]>;
   /** Closes every transport `connect` made and removes the queue. */
@@ -81,6 +82,17 @@ export interface ConformanceOptions {
    * matches, then skips by it (no lease cases without `lease`). @default what the transport declares
    */
   capabilities?: TransportCapabilities;
+  /**
+   * `QueueDepth` fields the transport cannot count, which the depth case leaves unchecked (AMQP
+   * 0-9-1 tells a queue's ready messages but not its unacknowledged ones). @default none
+   */
+  uncountedDepth?: readonly (keyof QueueDepth)[];
+  /**
+   * The broker keeps a delayed message as an unacknowledged one (JetStream: a nak with a delay),
+   * so `depth()` counts it in `inFlight` and `delayed` stays 0; the depth case then expects that.
+   * @default false
+   */
+  delayedInFlight?: boolean;
   /** Runs of the model-based property test; `FC_RUNS` overrides it. @default 100 with `advance`, else 5 */
   modelRuns?: number;
   /** Runs of the worker model under call faults; `FC_RUNS` overrides it. @default 1000 with `advance`, else 3 */

@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import type { BatchHandler } from "@tranche/core";
 import { openContext } from "./context.js";
+import { deadLettersOf } from "./expectations.js";
 import type { CaseContext } from "./context.js";
 import { type FaultCall, type FaultKind, type FaultyTransport, faultKinds, injectFaults } from "./faulty-transport.js";
 import { type ConformanceOptions, envRuns, envSeed } from "./options.js";
@@ -314,8 +315,9 @@ async function checkDrained(context: CaseContext, trace: Trace): Promise<void> {
     trace.violations.push(`not drained: ${ours.map((r) => `${r.delivery.id} (${trace.behaviour.get(r.delivery.id)}, attempt ${r.delivery.attempt})`).join(", ")} still on the broker after the worker closed`);
     await checker.ack(ours.map((r) => r.delivery));
   }
-  if (context.queue.deadLetters === undefined) return;
-  const letters = (await context.queue.deadLetters()).filter((l) => trace.behaviour.has(l.id));
+  const all = await deadLettersOf(context, checker);
+  if (all === undefined) return;
+  const letters = all.filter((l) => trace.behaviour.has(l.id));
   for (const [id, how] of trace.behaviour) {
     const mine = letters.filter((l) => l.id === id);
     if (how === "fail" && mine.length !== 1) trace.violations.push(`${id} (fail) has ${mine.length} dead letters, not 1`);

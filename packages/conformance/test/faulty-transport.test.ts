@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { type FaultOperation, FaultyTransport, faultKinds, faultOperations, injectFaults } from "../src/index.js";
 
 /** A transport that records which calls reached it; `receive` hands out one delivery per call. */
-function broker(options: { extend?: boolean } = {}) {
+function broker(options: { extend?: boolean; admin?: boolean } = {}) {
   const reached: string[] = [];
   let n = 0;
   const delivery = (id: string): Delivery<unknown> => ({ id, payload: id, attempt: 1 });
@@ -19,6 +19,14 @@ function broker(options: { extend?: boolean } = {}) {
     release: async () => void reached.push("release"),
     close: async () => void reached.push("close"),
     ...(options.extend === false ? {} : { extend: async () => void reached.push("extend") }),
+    ...(options.admin === false
+      ? {}
+      : {
+          depth: async () => ({ ready: 0, delayed: 0, inFlight: 0, deadLettered: 0 }),
+          deadLetters: async () => [],
+          redrive: async () => (reached.push("redrive"), 1),
+          purgeDeadLetters: async () => (reached.push("purgeDeadLetters"), 1),
+        }),
   };
   return { transport, reached, delivery };
 }
@@ -46,6 +54,8 @@ function callOf(faulty: FaultyTransport<unknown>, op: FaultOperation): () => Pro
     deadLetter: () => faulty.deadLetter(d, new Error("bad")),
     extend: () => (faulty.extend as NonNullable<FaultyTransport<unknown>["extend"]>)([d], 99),
     release: () => faulty.release([d]),
+    redrive: () => (faulty.redrive as NonNullable<FaultyTransport<unknown>["redrive"]>)(["d1"]),
+    purgeDeadLetters: () => (faulty.purgeDeadLetters as NonNullable<FaultyTransport<unknown>["purgeDeadLetters"]>)("all"),
   };
   return calls[op];
 }
@@ -68,6 +78,17 @@ describe("FaultyTransport", () => {
   it("has extend only when the wrapped transport has it", () => {
     expect(injectFaults(broker({ extend: false }).transport).extend).toBeUndefined();
     expect(typeof injectFaults(broker().transport).extend).toBe("function");
+  });
+
+  it("has the QueueAdmin methods only when the wrapped transport has them, and passes the reads through unfaulted", async () => {
+    const without = injectFaults(broker({ admin: false }).transport);
+    for (const method of ["depth", "deadLetters", "redrive", "purgeDeadLetters"] as const) expect(without[method], method).toBeUndefined();
+    const faulty = injectFaults(broker().transport);
+    faulty.inject(faultOperations, "fail");
+    expect(await faulty.depth?.()).toEqual({ ready: 0, delayed: 0, inFlight: 0, deadLettered: 0 });
+    expect(await faulty.deadLetters?.()).toEqual([]);
+    await expect(faulty.redrive?.(["a", "b"])).rejects.toThrow(/injected fault: redrive/);
+    expect(faulty.calls.at(-1)).toMatchObject({ op: "redrive", ids: ["a", "b"], broker: "skipped" });
   });
 
   for (const op of faultOperations) {

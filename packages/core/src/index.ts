@@ -38,5 +38,5 @@ export type {
   Transport,
   TransportCapabilities,
 } from "./transport.js";
-export { checkHeaders, checkInteger, checkMs, checkTime, invalidOption, quote } from "./validation.js";
+export { checkDeadLetterIds, checkDeadLetterPage, checkHeaders, checkInteger, checkMs, checkTime, invalidOption, quote } from "./validation.js";
 export type { CheckOptions, RangeOptions } from "./validation.js";

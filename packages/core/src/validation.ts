@@ -108,3 +108,21 @@ export function checkHeaders(name: string, value: unknown, options?: CheckOption
   }
   return value as Readonly<Record<string, string>>;
 }
+
+/**
+ * The options of `QueueAdmin.deadLetters`: `limit` a positive integer or `Infinity` (the
+ * default), `after` a dead letter's id. Returns both, defaults applied.
+ */
+export function checkDeadLetterPage(options: unknown, check?: CheckOptions): { limit: number; after: string | undefined } {
+  if (options === undefined) return { limit: Infinity, after: undefined };
+  if (typeof options !== "object" || options === null) throw invalidOption("options", "an object", options, check?.prefix);
+  const { limit, after } = options as { limit?: unknown; after?: unknown };
+  const checked = limit === undefined ? Infinity : checkInteger("limit", limit, { min: 1, allowInfinity: true, prefix: check?.prefix });
+  if (after !== undefined && typeof after !== "string") throw invalidOption("after", "a dead letter's id", after, check?.prefix);
+  return { limit: checked, after };
+}
+
+/** The ids of `QueueAdmin.redrive` and `purgeDeadLetters`: an array of strings, or `"all"`. */
+export function checkDeadLetterIds(ids: unknown, check?: CheckOptions): asserts ids is readonly string[] | "all" {
+  if (ids !== "all" && !(Array.isArray(ids) && ids.every((id) => typeof id === "string"))) throw invalidOption("ids", 'an array of ids or "all"', ids, check?.prefix);
+}

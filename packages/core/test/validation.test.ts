@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { checkInteger, checkMs, checkTime, invalidOption, quote } from "../src/index.js";
+import { checkDeadLetterIds, checkDeadLetterPage, checkInteger, checkMs, checkTime, invalidOption, quote } from "../src/index.js";
 
 describe("quote", () => {
   it.each([
@@ -111,5 +111,28 @@ describe("checkTime", () => {
     expect(() => checkTime("until", value, { prefix: "[tranche/memory]" })).toThrow(
       new TypeError(`[tranche/memory] Expected \`until\` to be a finite epoch-ms time, got ${shown}`),
     );
+  });
+});
+
+describe("checkDeadLetterPage and checkDeadLetterIds", () => {
+  it("default to every letter from the first, and keep what is given", () => {
+    expect(checkDeadLetterPage(undefined)).toEqual({ limit: Infinity, after: undefined });
+    expect(checkDeadLetterPage({})).toEqual({ limit: Infinity, after: undefined });
+    expect(checkDeadLetterPage({ limit: 3, after: "a" })).toEqual({ limit: 3, after: "a" });
+    expect(() => checkDeadLetterIds(["a", "b"])).not.toThrow();
+    expect(() => checkDeadLetterIds("all")).not.toThrow();
+  });
+
+  it.each([
+    [null, "options", "an object", "null"],
+    [{ limit: 0 }, "limit", "an integer ≥ 1 or Infinity", "0"],
+    [{ limit: 1.5 }, "limit", "an integer ≥ 1 or Infinity", "1.5"],
+    [{ after: 7 }, "after", "a dead letter's id", "7"],
+  ])("refuse a page of %j", (options, name, expected, shown) => {
+    expect(() => checkDeadLetterPage(options, { prefix: "[tranche/redis]" })).toThrow(new TypeError(`[tranche/redis] Expected \`${name}\` to be ${expected}, got ${shown}`));
+  });
+
+  it.each([["some", '"some"'], [[1], "an array of 1"], [undefined, "undefined"]])("refuse ids %j", (ids, shown) => {
+    expect(() => checkDeadLetterIds(ids, { prefix: "[tranche/sqs]" })).toThrow(new TypeError(`[tranche/sqs] Expected \`ids\` to be an array of ids or "all", got ${shown}`));
   });
 });

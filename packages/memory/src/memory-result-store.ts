@@ -21,6 +21,9 @@ export interface MemoryResultStoreOptions<R = unknown> {
 interface Stored extends HeapNode {
   readonly id: string;
   readonly raw: string | Uint8Array;
+  /** Neighbours in store order. */
+  older: Stored | undefined;
+  newer: Stored | undefined;
 }
 
 /**
@@ -32,8 +35,14 @@ export class MemoryResultStore<R = unknown> implements ResultStore<R> {
   private readonly ttl: number;
   private readonly maxEntries: number;
   private readonly codec: Codec<Outcome<R>>;
-  /** In the order they were stored: the first is the oldest. */
   private readonly stored = new Map<string, Stored>();
+  /**
+   * Both ends of the entries in store order, linked through `older` and `newer`. Not the `Map`'s
+   * own order: reaching its first entry skips every entry deleted before it since the table was
+   * last rebuilt, so a full store would pay more for each eviction as it goes.
+   */
+  private oldest: Stored | undefined = undefined;
+  private newest: Stored | undefined = undefined;
   private readonly expiries = new KeyedHeap<Stored>();
   private readonly waiters = new Map<string, Set<(outcome: Outcome<R>) => void>>();
   private seq = 0;
@@ -67,15 +76,15 @@ export class MemoryResultStore<R = unknown> implements ResultStore<R> {
       throw new TransportError(`[tranche/memory] cannot encode the outcome of ${JSON.stringify(id)}: ${(error as Error | undefined)?.message ?? String(error)}`, { retryable: false, cause: error });
     }
     const previous = this.stored.get(id);
-    if (previous !== undefined) {
-      this.expiries.remove(previous);
-      this.stored.delete(id);
-    }
+    if (previous !== undefined) this.forget(previous);
     if (lifetime > 0) {
-      const entry: Stored = { id, raw, key: this.clock.now() + lifetime, seq: ++this.seq, heapIndex: -1 };
+      const entry: Stored = { id, raw, key: this.clock.now() + lifetime, seq: ++this.seq, heapIndex: -1, older: this.newest, newer: undefined };
       this.stored.set(id, entry);
+      if (this.newest === undefined) this.oldest = entry;
+      else this.newest.newer = entry;
+      this.newest = entry;
       if (lifetime !== Infinity) this.expiries.rekey(entry, entry.key);
-      if (this.stored.size > this.maxEntries) this.evictOldest();
+      if (this.stored.size > this.maxEntries) this.forget(this.oldest as Stored);
     }
     this.schedule();
     const waiting = this.waiters.get(id);
@@ -147,18 +156,21 @@ export class MemoryResultStore<R = unknown> implements ResultStore<R> {
     return this.stored.size;
   }
 
-  private evictOldest(): void {
-    const oldest = this.stored.values().next().value as Stored;
-    this.stored.delete(oldest.id);
-    this.expiries.remove(oldest);
+  /** Drops an entry held now. */
+  private forget(entry: Stored): void {
+    this.stored.delete(entry.id);
+    this.expiries.remove(entry);
+    const { older, newer } = entry;
+    if (older === undefined) this.oldest = newer;
+    else older.newer = newer;
+    if (newer === undefined) this.newest = older;
+    else newer.older = older;
+    entry.older = entry.newer = undefined;
   }
 
   private expire(): void {
     const now = this.clock.now();
-    for (let entry = this.expiries.peek(); entry !== undefined && entry.key <= now; entry = this.expiries.peek()) {
-      this.expiries.pop();
-      this.stored.delete(entry.id);
-    }
+    for (let entry = this.expiries.peek(); entry !== undefined && entry.key <= now; entry = this.expiries.peek()) this.forget(entry);
   }
 
   /** One timer for the earliest expiry, so expired entries free their memory even if never read. */

@@ -1,5 +1,5 @@
-import { ClosedError, TransportError, checkHeaders, checkInteger, checkMs, checkTime, decodeWith, errorInfo, jsonCodec, systemClock } from "@tranche/core";
-import type { Clock, Codec, DeadLetter, Delivery, QueueDepth, SendManyOptions, SendOptions, Transport, TransportCapabilities } from "@tranche/core";
+import { ClosedError, TransportError, checkDeadLetterIds, checkDeadLetterPage, checkHeaders, checkInteger, checkMs, checkTime, decodeWith, errorInfo, jsonCodec, systemClock } from "@tranche/core";
+import type { Clock, Codec, DeadLetter, DeadLetterPage, Delivery, QueueDepth, SendManyOptions, SendOptions, Transport, TransportCapabilities } from "@tranche/core";
 import { DeadLetterList } from "./dead-letters.js";
 import { type HeapNode, KeyedHeap } from "./keyed-heap.js";
 import { PREFIX, checkClock, checkOptionsObject, invalid, unref } from "./options.js";
@@ -255,11 +255,9 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
   }
 
   /** Dead letters, oldest first: up to `limit`, after the one of id `after`. Readable after `close`. */
-  async deadLetters(options?: { limit?: number; after?: string }): Promise<DeadLetter<T>[]> {
-    const o = checkOptionsObject(options);
-    const limit = o.limit === undefined ? Infinity : checkInteger("limit", o.limit, { min: 1, allowInfinity: true, prefix: PREFIX });
-    if (o.after !== undefined && typeof o.after !== "string") invalid("after", "a dead letter's id", o.after);
-    return this.dead.page(limit, o.after as string | undefined);
+  async deadLetters(options?: DeadLetterPage): Promise<DeadLetter<T>[]> {
+    const { limit, after } = checkDeadLetterPage(options, { prefix: PREFIX });
+    return this.dead.page(limit, after);
   }
 
   /**
@@ -271,7 +269,7 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
     this.assertOpen();
     const o = checkOptionsObject(options);
     const delay = o.delay === undefined ? 0 : checkMs("delay", o.delay, { prefix: PREFIX });
-    checkIds(ids);
+    checkDeadLetterIds(ids, { prefix: PREFIX });
     const letters = this.dead.take(ids);
     for (const letter of letters) {
       const entry = this.entryOf(letter.id);
@@ -285,7 +283,7 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
 
   /** Deletes dead letters for good; resolves with how many. */
   async purgeDeadLetters(ids: readonly string[] | "all"): Promise<number> {
-    checkIds(ids);
+    checkDeadLetterIds(ids, { prefix: PREFIX });
     return this.dead.take(ids).length;
   }
 
@@ -483,8 +481,4 @@ export class MemoryTransport<T = unknown> implements Transport<T> {
     this.timer = undefined;
     this.timerAt = Infinity;
   }
-}
-
-function checkIds(ids: unknown): void {
-  if (ids !== "all" && !(Array.isArray(ids) && ids.every((id) => typeof id === "string"))) invalid("ids", 'an array of ids or "all"', ids);
 }

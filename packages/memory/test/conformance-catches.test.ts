@@ -3,7 +3,7 @@
 // reject. The same cases pass on the real MemoryTransport in conformance.test.ts.
 import { checkTransportModel, checkWorkerModel, conformanceCases, runConformanceCase } from "@tranche/conformance";
 import type { ConformanceOptions } from "@tranche/conformance";
-import type { Delivery, SendOptions } from "@tranche/core";
+import type { Delivery, SendManyOptions, SendOptions } from "@tranche/core";
 import { SimulatedClock } from "@tranche/core/testing";
 import { describe, expect, it } from "vitest";
 import { MemoryTransport } from "../src/index.js";
@@ -161,6 +161,97 @@ class UnclassifiedEncodeError extends MemoryTransport<unknown> {
   }
 }
 
+/** Redrives an item with the attempt count its dead letter had. */
+class RedriveKeepsCount extends MemoryTransport<unknown> {
+  private readonly before = new Map<string, number>();
+  override async redrive(ids: readonly string[] | "all", options?: { delay?: number }): Promise<number> {
+    for (const letter of await this.deadLetters()) if (ids === "all" || ids.includes(letter.id)) this.before.set(letter.id, letter.attempt);
+    return super.redrive(ids, options);
+  }
+  override async receive(max: number, signal: AbortSignal): Promise<Delivery<unknown>[]> {
+    return (await super.receive(max, signal)).map((d) => ({ ...d, attempt: d.attempt + (this.before.get(d.id) ?? 0) }));
+  }
+}
+
+/** Sends the items back but keeps their letters: a repeat sends them again. */
+class RedriveKeepsLetters extends MemoryTransport<unknown> {
+  override async redrive(ids: readonly string[] | "all", options?: { delay?: number }): Promise<number> {
+    const letters = (await this.deadLetters()).filter((l) => ids === "all" || ids.includes(l.id));
+    for (const letter of letters) await this.sendRaw(letter.raw, { id: letter.id, ...options });
+    return letters.length;
+  }
+}
+
+class RedriveIgnoresDelay extends MemoryTransport<unknown> {
+  override redrive(ids: readonly string[] | "all"): Promise<number> {
+    return super.redrive(ids);
+  }
+}
+
+/** A repeated redrive, finding the letter gone, rejects instead of skipping it. */
+class RedriveRejectsRepeat extends MemoryTransport<unknown> {
+  override async redrive(ids: readonly string[] | "all", options?: { delay?: number }): Promise<number> {
+    const letters = new Set((await this.deadLetters()).map((l) => l.id));
+    if (ids !== "all" && ids.some((id) => !letters.has(id))) throw new Error("no such dead letter");
+    return super.redrive(ids, options);
+  }
+}
+
+/** Redrives the decoded payload re-encoded, not the bytes as kept. */
+class RedriveReencodes extends MemoryTransport<unknown> {
+  override async redrive(ids: readonly string[] | "all", options?: { delay?: number }): Promise<number> {
+    const letters = (await this.deadLetters()).filter((l) => ids === "all" || ids.includes(l.id));
+    await this.purgeDeadLetters(letters.map((l) => l.id));
+    for (const letter of letters) await this.send(letter.payload ?? null, { id: letter.id, ...options });
+    return letters.length;
+  }
+}
+
+/** A page after a letter skips the letter that follows it. */
+class PageSkipsOne extends MemoryTransport<unknown> {
+  override async deadLetters(options?: { limit?: number; after?: string }): ReturnType<MemoryTransport<unknown>["deadLetters"]> {
+    const page = await super.deadLetters(options);
+    return options?.after === undefined ? page : page.slice(1);
+  }
+}
+
+class PurgeDoesNothing extends MemoryTransport<unknown> {
+  override async purgeDeadLetters(ids: readonly string[] | "all"): Promise<number> {
+    return ids === "all" ? this.stats.deadLettered : ids.length;
+  }
+}
+
+/** Counts leased messages as ready. */
+class DepthMissesInFlight extends MemoryTransport<unknown> {
+  override async depth(): ReturnType<MemoryTransport<unknown>["depth"]> {
+    const depth = await super.depth();
+    return { ...depth, ready: depth.ready + depth.inFlight, inFlight: 0 };
+  }
+}
+
+/** Sends without the headers it was given, whatever they are (so it takes any). */
+class DropsHeaders extends MemoryTransport<unknown> {
+  override send(payload: unknown, options?: SendOptions): Promise<string> {
+    return super.send(payload, { ...options, headers: undefined });
+  }
+  override sendMany(payloads: unknown[], options?: SendManyOptions): Promise<string[]> {
+    return super.sendMany(payloads, { ...options, headers: undefined });
+  }
+}
+
+/** Hands out a retried item without its headers. */
+class RetryDropsHeaders extends MemoryTransport<unknown> {
+  override async receive(max: number, signal: AbortSignal): Promise<Delivery<unknown>[]> {
+    return (await super.receive(max, signal)).map((d) => {
+      if ((d.retries ?? 0) === 0) return d;
+      // Every own property, the receipt included, but the headers.
+      const copy = Object.defineProperties({}, Object.getOwnPropertyDescriptors(d)) as { headers?: unknown };
+      delete copy.headers;
+      return copy as Delivery<unknown>;
+    });
+  }
+}
+
 describe("the conformance suite catches broken transports", () => {
   const caught: [Variant, string][] = [
     [AckDoesNothing, "ack removes the item"],
@@ -184,6 +275,18 @@ describe("the conformance suite catches broken transports", () => {
     [RepeatRejects, "a repeated ack"],
     [RepeatRejects, "a repeated deadLetter"],
     [UnclassifiedEncodeError, "cannot encode"],
+    [RedriveKeepsCount, "admin: a dead letter keeps"],
+    [RedriveKeepsLetters, "admin: redrive is idempotent"],
+    [RedriveIgnoresDelay, "admin: redrive is idempotent"],
+    [RedriveRejectsRepeat, "admin: an interrupted redrive"],
+    [RedriveReencodes, "admin: an undecodable dead letter"],
+    [PageSkipsOne, "admin: deadLetters({ limit, after })"],
+    [PurgeDoesNothing, "admin: purgeDeadLetters"],
+    [DepthMissesInFlight, "admin: depth()"],
+    [DropsHeaders, "headers sent with an item"],
+    [DropsHeaders, "sendMany and a delayed send carry their headers"],
+    [RetryDropsHeaders, "headers sent with an item"],
+    [DropsHeaders, "send rejects headers"],
   ];
   for (const [Broken, fragment] of caught) {
     it(`${Broken.name} fails "${fragment}…"`, async () => {

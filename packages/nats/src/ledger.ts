@@ -86,6 +86,11 @@ export class Ledger {
     if (incarnation === this.#incarnation) this.#records.set(seq, record);
   }
 
+  /** Drops the record of message `seq` once it is settled: what a worker keeps does not grow with what it handled. */
+  forget(incarnation: string | undefined, seq: number): void {
+    if (incarnation === this.#incarnation) this.#records.delete(seq);
+  }
+
   /** Reads the record of message `seq` from the server. */
   async lookup(jsm: JetStreamManager, incarnation: string, seq: number): Promise<MessageRecord | undefined> {
     const stored = await jsm.streams.getMessage(this.config.stream, { last_by_subj: this.recordSubject(incarnation, seq) });

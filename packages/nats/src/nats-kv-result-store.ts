@@ -13,8 +13,9 @@ export interface NatsKvResultStoreOptions extends NatsConnectionOptions {
   bucket?: string;
   /**
    * Age in ms after which the server drops an outcome (the bucket's max age), applied when the
-   * store creates the bucket. A `set(id, outcome, ttl)` with a shorter `ttl` is honoured on read.
-   * @default none (kept until deleted)
+   * store creates the bucket; `Infinity` keeps outcomes until deleted. A `set(id, outcome, ttl)`
+   * with a shorter `ttl` is honoured on read.
+   * @default 86_400_000 (a day, as `RedisResultStore` and `MemoryResultStore`)
    */
   ttl?: number;
   /** Replicas of the bucket's stream in a cluster (1, 3 or 5), applied at creation. @default 1 */
@@ -67,7 +68,8 @@ export class NatsKvResultStore<R = unknown> implements ResultStore<R> {
     checkConnection(o);
     this.#source = o;
     this.#bucket = checkName("bucket", o.bucket ?? "tranche-results");
-    this.#ttl = o.ttl === undefined ? undefined : checkMs("ttl", o.ttl, { min: 1, prefix: PREFIX });
+    const ttl = o.ttl === undefined ? 86_400_000 : checkMs("ttl", o.ttl, { min: 1, allowInfinity: true, prefix: PREFIX });
+    this.#ttl = ttl === Infinity ? undefined : ttl;
     const replicas = o.replicas ?? 1;
     if (replicas !== 1 && replicas !== 3 && replicas !== 5) invalid("replicas", "1, 3 or 5", replicas);
     this.#replicas = replicas;
@@ -75,8 +77,8 @@ export class NatsKvResultStore<R = unknown> implements ResultStore<R> {
 
   /** Rejects with a non-retryable `TransportError` when the outcome cannot be serialised (a `BigInt`...). */
   async set(id: string, outcome: Outcome<R>, ttl?: number): Promise<void> {
-    if (ttl !== undefined) checkMs("ttl", ttl, { prefix: PREFIX });
-    const stored: Stored<R> = ttl === undefined ? { outcome } : { outcome, expiresAt: Date.now() + ttl };
+    if (ttl !== undefined) checkMs("ttl", ttl, { allowInfinity: true, prefix: PREFIX });
+    const stored: Stored<R> = ttl === undefined || ttl === Infinity ? { outcome } : { outcome, expiresAt: Date.now() + ttl };
     let body: string;
     try {
       body = JSON.stringify(stored);

@@ -1,14 +1,15 @@
-import { ClosedError, TransportError, checkInteger, checkMs, checkTime, decodeWith, type Delivery, type SendOptions, type Transport, type TransportCapabilities } from "@tranche/core";
+import { ClosedError, TransportError, checkInteger, checkMs, checkTime, decodeWith, type Delivery, type SendManyOptions, type SendOptions, type Transport, type TransportCapabilities, type DeadLetter, type DeadLetterPage, type QueueAdmin, type QueueDepth } from "@tranche/core";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type PubAck } from "@nats-io/jetstream";
-import { headers as natsHeaders, nuid, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
+import { nuid, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { encodeWith, isNoResponders, transportError } from "./classify.js";
 import { openConnection, withTimeout, type Link } from "./connection.js";
 import { Header } from "./headers.js";
 import { HeldDeliveries, type Held } from "./held.js";
 import { Ledger, type MessageRecord } from "./ledger.js";
-import { attemptOf, infoOf, itemHeaders, oneLine } from "./message.js";
+import { attemptOf, infoOf, itemHeaders, oneLine, producerHeaders, sendHeaders } from "./message.js";
 import { invalid, PREFIX, resolveNatsTransportOptions, type NatsTransportOptions, type ResolvedNatsTransportOptions } from "./options.js";
 import { heartbeatFor, pull, type PullResult } from "./pull.js";
+import { NatsQueueAdmin } from "./queue-admin.js";
 import { ensureConsumer, ensureLedgerStream, ensureStream } from "./setup.js";
 import { deleteSettled } from "./sweep.js";
 
@@ -47,7 +48,7 @@ interface Session {
  * Only a transport that receives creates or changes the consumer; one that only sends touches
  * no consumer, and creates the stream only when a publish finds none.
  */
-export class NatsTransport<T = unknown> implements Transport<T> {
+export class NatsTransport<T = unknown> implements Transport<T>, QueueAdmin<T> {
   readonly name = "nats";
   readonly capabilities: TransportCapabilities = {
     // One pull request returns up to this many messages; the worker asks for less.
@@ -64,6 +65,7 @@ export class NatsTransport<T = unknown> implements Transport<T> {
   readonly #receives = new Set<AbortController>();
   readonly #background = new Set<Promise<unknown>>();
   readonly #ledger: Ledger | undefined;
+  readonly #admin: NatsQueueAdmin<T>;
   #session: Promise<Session> | undefined;
   #closed = false;
   // Receiving side: what was set up for which connection epoch.
@@ -77,6 +79,14 @@ export class NatsTransport<T = unknown> implements Transport<T> {
     this.#options = resolveNatsTransportOptions(options);
     this.#source = options ?? {};
     this.#ledger = this.#options.ledger === undefined ? undefined : new Ledger(this.#options.ledger);
+    this.#admin = new NatsQueueAdmin(this.#options, {
+      connect: async (operation) => {
+        const s = await this.#connect(operation);
+        s.link.assertOnline(operation);
+        return { jsm: s.jsm, where: s.link.where() };
+      },
+      publish: async (operation, subject, data, options) => this.#publish(await this.#connect(operation), operation, subject, data, options),
+    });
   }
 
   /**
@@ -100,17 +110,18 @@ export class NatsTransport<T = unknown> implements Transport<T> {
   async send(payload: T, options?: SendOptions): Promise<string> {
     const id = options?.id ?? nuid.next();
     if (typeof id !== "string" || id === "") invalid("id", "a non-empty string", id);
-    const headers = this.#sendHeaders(id, options?.delay);
+    const headers = this.#sendHeaders(id, options?.delay, sendHeaders(options?.headers));
     const data = encodeWith(this.#options.codec, payload);
     const s = await this.#connect("send");
     await this.#publish(s, "send", this.#options.subject, data, { headers });
     return id;
   }
 
-  async sendMany(payloads: T[], options?: { delay?: number }): Promise<string[]> {
+  async sendMany(payloads: T[], options?: SendManyOptions): Promise<string[]> {
     if (!Array.isArray(payloads)) invalid("payloads", "an array", payloads);
     const ids = payloads.map(() => nuid.next());
-    const messages = payloads.map((payload, i) => ({ data: encodeWith(this.#options.codec, payload), headers: this.#sendHeaders(ids[i] as string, options?.delay) }));
+    const headers = sendHeaders(options?.headers);
+    const messages = payloads.map((payload, i) => ({ data: encodeWith(this.#options.codec, payload), headers: this.#sendHeaders(ids[i] as string, options?.delay, headers) }));
     const s = await this.#connect("sendMany");
     await this.#publishAll(s, "sendMany", messages);
     return ids;
@@ -197,8 +208,8 @@ export class NatsTransport<T = unknown> implements Transport<T> {
     const s = await this.#connect("deadLetter");
     s.link.assertOnline("deadLetter");
     const { msg, info } = held;
-    const h = natsHeaders();
-    h.set(Header.id, info.id);
+    // The producer's headers stay with the item, for a redrive.
+    const h = itemHeaders(info.id, undefined, producerHeaders(msg.headers));
     h.set(Header.reason, oneLine(reason?.message ?? String(reason)));
     h.set(Header.errorName, oneLine(reason?.name ?? "Error"));
     h.set(Header.subject, msg.subject);
@@ -236,6 +247,44 @@ export class NatsTransport<T = unknown> implements Transport<T> {
     this.#held.done(held);
   }
 
+  /**
+   * Messages by state, exact, from the durable consumer's info and the stream's subject counts:
+   * `ready` is its `num_pending`, `inFlight` its `num_ack_pending` — a retry (a nak with a delay)
+   * and a delayed send once first delivered wait there too, so `delayed` is 0 — and
+   * `deadLettered` the messages on `deadLetterSubject`. Creates nothing.
+   */
+  async depth(): Promise<QueueDepth> {
+    this.#assertOpen();
+    return this.#admin.depth();
+  }
+
+  /**
+   * The dead letters (messages on `deadLetterSubject`), oldest first, one per item id: up to
+   * `limit`, after the letter of item id `after`. Each call reads them all through a short-lived
+   * consumer that acks nothing.
+   */
+  async deadLetters(options?: DeadLetterPage): Promise<DeadLetter<T>[]> {
+    this.#assertOpen();
+    return this.#admin.deadLetters(options);
+  }
+
+  /**
+   * Publishes dead letters back to `subject` under their ids with their bytes and the producer's
+   * headers, as fresh items (not before `delay` ms from now), then deletes them: an interrupted
+   * redrive loses nothing, and a repeat within the stream's duplicate window publishes nothing
+   * twice. Resolves with how many items went back.
+   */
+  async redrive(ids: readonly string[] | "all", options?: { delay?: number }): Promise<number> {
+    this.#assertOpen();
+    return this.#admin.redrive(ids, options);
+  }
+
+  /** Deletes dead letters for good (`"all"`: a purge of the subject); resolves with how many. */
+  async purgeDeadLetters(ids: readonly string[] | "all"): Promise<number> {
+    this.#assertOpen();
+    return this.#admin.purge(ids);
+  }
+
   /** Ends pending receives and closes the connection if the transport opened it, within 2 × `timeout` while the server is down. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -252,11 +301,11 @@ export class NatsTransport<T = unknown> implements Transport<T> {
     if (this.#closed) throw new ClosedError("[tranche/nats] transport is closed");
   }
 
-  #sendHeaders(id: string, delay: number | undefined): MsgHdrs {
-    if (delay === undefined) return itemHeaders(id);
+  #sendHeaders(id: string, delay: number | undefined, headers: Readonly<Record<string, string>> | undefined): MsgHdrs {
+    if (delay === undefined) return itemHeaders(id, undefined, headers);
     checkMs("delay", delay, { prefix: PREFIX });
     const notBefore = delay > 0 ? this.#options.clock.now() + delay : undefined;
-    return itemHeaders(id, notBefore);
+    return itemHeaders(id, notBefore, headers);
   }
 
   async #deliveries(s: Session, msgs: Msg[]): Promise<Delivery<T>[]> {
@@ -290,21 +339,23 @@ export class NatsTransport<T = unknown> implements Transport<T> {
       const delivery: Delivery<T> = "error" in decoded ? { ...base, payload: undefined as T, error: decoded.error } : { ...base, payload: decoded.payload };
       const notBefore = Math.max(info.notBefore ?? 0, record?.notBefore ?? 0);
       if (notBefore > now) (delivery as { notBefore?: number }).notBefore = notBefore;
+      const headers = producerHeaders(msg.headers);
+      if (headers !== undefined) (delivery as { headers?: Readonly<Record<string, string>> }).headers = headers;
       this.#held.add(delivery, h);
       deliveries.push(delivery);
     }
     return deliveries;
   }
 
-  /** Records a release of each delivery (its delivery count), then naks it. */
+  /** Records a release of each delivery (its delivery count), then naks it; one whose record failed is not nak'ed. */
   async #release(s: Session, held: Held[]): Promise<void> {
     await Promise.all(
-      held.map((h) => {
+      held.map(async (h) => {
         const { retries = 0, notBefore, released = [] } = h.record ?? {};
-        return this.#record(s, "release", h, { retries, ...(notBefore === undefined ? {} : { notBefore }), released: [...released, h.info.deliveryCount] });
+        await this.#record(s, "release", h, { retries, ...(notBefore === undefined ? {} : { notBefore }), released: [...released, h.info.deliveryCount] });
+        nak(h.msg, 0);
       }),
     );
-    for (const h of held) nak(h.msg, 0);
   }
 
   /** Writes the record of a held message to the ledger, and keeps it once the server confirmed it. */
@@ -315,7 +366,11 @@ export class NatsTransport<T = unknown> implements Transport<T> {
     ledger.remember(held.incarnation, held.info.seq, record);
   }
 
-  /** Gives back messages of a pull that ended before they could be returned. On failure AckWait brings them back. */
+  /**
+   * Gives back messages of a pull that ended before they could be returned. When their release
+   * cannot be recorded they are left to AckWait: a nak without its record would count a delivery
+   * that never ran as an attempt.
+   */
   async #putBack(s: Session, msgs: Msg[]): Promise<void> {
     const held = msgs
       .map((msg): Held => {
@@ -323,9 +378,7 @@ export class NatsTransport<T = unknown> implements Transport<T> {
         return { msg, epoch: s.link.epoch, info, incarnation: this.#incarnation, record: this.#ledger?.known(this.#incarnation, info.seq) };
       })
       .filter((h) => !this.#held.adopt(h));
-    await this.#release(s, held).catch(() => {
-      for (const h of held) nak(h.msg, 0);
-    });
+    await this.#release(s, held).catch(() => {});
   }
 
   /** Resolves once the server has the acks just sent and the ledger has their entry. */
@@ -343,6 +396,8 @@ export class NatsTransport<T = unknown> implements Transport<T> {
       this.#publish(s, operation, ledger.settledSubject, ledger.settledEntry(incarnation, seqs), {}, () => ensureLedgerStream(s.jsm, ledger.config)),
     );
     await Promise.all([s.link.flush(operation), ...entries]);
+    // A settled message comes back only if the server forgets its ack, and then it is looked up again.
+    for (const h of held) ledger.forget(h.incarnation, h.info.seq);
   }
 
   async #publishAll(s: Session, operation: string, messages: { data: string | Uint8Array; headers: MsgHdrs }[]): Promise<void> {

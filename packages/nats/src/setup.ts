@@ -37,14 +37,16 @@ async function streamInfo(jsm: JetStreamManager, name: string, config: () => Par
 }
 
 /**
- * Creates the work stream if absent (file storage, work-queue retention, capturing `subject` and
- * `deadLetterSubject`) and checks that it captures the subjects. Resolves with its creation time,
+ * Creates the work stream if absent (file storage, work-queue retention, `discard: new`,
+ * capturing `subject` and `deadLetterSubject`) and checks that it captures the subjects. Resolves with its creation time,
  * which tells a stream from one deleted and created again under the same name.
  */
 export async function ensureStream(jsm: JetStreamManager, o: ResolvedNatsTransportOptions<unknown>): Promise<string> {
   const info = await streamInfo(jsm, o.stream, () => ({
     retention: RetentionPolicy.Workqueue,
     storage: StorageType.File,
+    // With limits set, a full stream refuses sends (the producer sees it) instead of dropping its oldest items.
+    discard: DiscardPolicy.New,
     ...o.streamConfig,
     name: o.stream,
     subjects: [o.subject, o.deadLetterSubject],

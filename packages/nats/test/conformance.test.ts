@@ -8,5 +8,7 @@ describeTransportConformance({
   create: createNatsQueue,
   server: natsEndpoint,
   capabilities: { maxReceive: 10_000, nativeDelay: false, lease: true, nativeDeadLetter: false },
+  // A retry and a delayed send wait in the consumer as unacknowledged messages (naks with a delay).
+  delayedInFlight: true,
 });
 afterAll(closeConformanceServer);

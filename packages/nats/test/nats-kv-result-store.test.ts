@@ -1,3 +1,5 @@
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
 import { TimeoutError, TransportError } from "@tranche/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NatsKvResultStore } from "../src/index.js";
@@ -22,7 +24,30 @@ function store(bucket = `results_${process.pid}_${n++}`): NatsKvResultStore {
   return s;
 }
 
+/** The max age, in ms, of a bucket's stream (0: none). */
+async function bucketMaxAge(bucket: string): Promise<number> {
+  const nc = await connect({ servers: server.url });
+  try {
+    const info = await (await jetstreamManager(nc)).streams.info(`KV_${bucket}`);
+    return info.config.max_age / 1_000_000;
+  } finally {
+    await nc.close();
+  }
+}
+
 describe("NatsKvResultStore", () => {
+  it("creates its bucket keeping outcomes a day by default, for `ttl` ms when given, and for good with `ttl: Infinity`", async () => {
+    const made: Record<string, number> = {};
+    for (const [name, ttl] of [["day", undefined], ["hour", 3_600_000], ["ever", Infinity]] as const) {
+      const bucket = `results_${process.pid}_ttl_${name}`;
+      const s = new NatsKvResultStore({ servers: server.url, bucket, ...(ttl === undefined ? {} : { ttl }) });
+      stores.push(s);
+      await s.set("a", { ok: true, value: 1 }, Infinity);
+      made[name] = await bucketMaxAge(bucket);
+    }
+    expect(made).toEqual({ day: 86_400_000, hour: 3_600_000, ever: 0 });
+  });
+
   it("stores an outcome under its id and reads it back", async () => {
     const s = store();
     expect(await s.get("a")).toBeUndefined();

@@ -1,5 +1,5 @@
-import { DecodeError, type Delivery } from "@tranche/core";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { DecodeError, TransportError, type Delivery } from "@tranche/core";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { NatsSetupError, NatsTransport, type NatsTransportOptions } from "../src/index.js";
@@ -44,6 +44,17 @@ async function receiveAll(t: NatsTransport<unknown>, count: number, within = 10_
 }
 
 describe("NatsTransport setup", () => {
+  it("a stream full to its limits refuses a send (retryable, with the server's reason) and drops nothing", async () => {
+    const q = uniqueQueue();
+    const t = transport({ ...q, streamConfig: { max_msgs: 2 } });
+    await t.send("a");
+    await t.send("b");
+    const refused = await t.send("c").catch((e: unknown) => e);
+    expect(TransportError.isInstance(refused) && (refused as TransportError).retryable, String(refused)).toBe(true);
+    expect(String((refused as Error).message)).toMatch(/maximum messages exceeded/i);
+    expect((await receiveAll(t, 2)).map((d) => d.payload)).toEqual(["a", "b"]);
+  });
+
   it("ready creates a work-queue stream; the first receive creates a durable pull consumer with explicit acks, the given limits and no MaxDeliver", async () => {
     const q = uniqueQueue();
     const t = transport({ ...q, ackWait: 3_000, maxAckPending: 1234, wait: 400 });
@@ -52,6 +63,7 @@ describe("NatsTransport setup", () => {
     const stream = await jsm.streams.info(q.stream);
     expect(stream.config.retention).toBe("workqueue");
     expect(stream.config.storage).toBe("file");
+    expect(stream.config.discard).toBe("new");
     expect(stream.config.subjects).toEqual([q.subject, `${q.subject}.dead`]);
     await expect(jsm.consumers.info(q.stream, q.durable)).rejects.toThrow(/consumer not found/);
     expect(await t.receive(1, never())).toEqual([]);
@@ -337,5 +349,33 @@ describe("NatsTransport operations", () => {
     await expect(t.ack([{ id: "forged", payload: 1, attempt: 1 }])).rejects.toThrow(/was not received by this transport/);
     await t.close();
     await expect(t.receive(1, never())).rejects.toThrow(/closed/);
+  });
+});
+
+describe("NatsTransport headers", () => {
+  it("sends headers as NATS headers, reads another producer's (not Tranche-* or Nats-*), and keeps them in a dead letter", async () => {
+    const q = uniqueQueue();
+    const t = transport(q);
+    await t.ready();
+    await t.send("mine", { id: "mine", headers: { traceparent: "00-abc-def-01", tenant: "acme ✓" } });
+    const h = headers();
+    h.set("traceparent", "00-fed-cba-01");
+    h.set("Nats-Expected-Stream", q.stream);
+    await jetstream(nc).publish(q.subject, '"theirs"', { headers: h });
+    const got = await receiveAll(t, 2);
+    expect(got.map((d) => d.headers)).toEqual([{ traceparent: "00-abc-def-01", tenant: "acme ✓" }, { traceparent: "00-fed-cba-01" }]);
+    await t.deadLetter(got[0]!, new Error("poison"));
+    const letter = await (await jetstreamManager(nc)).streams.getMessage(q.stream, { last_by_subj: `${q.subject}.dead` });
+    expect(letter?.header.get("traceparent")).toBe("00-abc-def-01");
+    expect(letter?.header.get("tenant")).toBe("acme ✓");
+  });
+
+  it("refuses header names of tranche's or the server's own, and values NATS would not carry unchanged", async () => {
+    const t = transport();
+    await expect(t.send("x", { headers: { "tranche-id": "forged" } })).rejects.toThrow(TypeError);
+    await expect(t.send("x", { headers: { "Nats-Msg-Id": "1" } })).rejects.toThrow(TypeError);
+    await expect(t.send("x", { headers: { "bad:name": "1" } })).rejects.toThrow(TypeError);
+    await expect(t.sendMany(["x"], { headers: { multi: "line\nbreak" } })).rejects.toThrow(TypeError);
+    await expect(t.send("x", { headers: { padded: " v " } })).rejects.toThrow(TypeError);
   });
 });

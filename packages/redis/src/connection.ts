@@ -56,8 +56,8 @@ export class Connection {
   /** Extra silence allowed while a blocking command is out. */
   private patience = 0;
   private watchdog: ReturnType<typeof setTimeout> | undefined;
-  /** Rejects every call in flight when the connection is found silent; a new one after each time. */
-  private silent!: { promise: Promise<never>; reject: (error: Error) => void };
+  /** Fails the calls in flight when the connection is found silent: one function per call, dropped when the call ends, so nothing of a call outlives it. */
+  private readonly inFlight = new Set<(error: Error) => void>();
   /** Runs from a socket's connect to its handshake's end: a handshake into a silent network would wait forever. */
   private handshake: ReturnType<typeof setTimeout> | undefined;
   /** Settles with the outcome of the connect attempt in progress or the next one; shared by the calls waiting for it. */
@@ -89,7 +89,6 @@ export class Connection {
   ) {
     this.current = this.make();
     this.address = addressOf(this.current);
-    this.arm();
   }
 
   /** The user's client, or one opened from a URL without an offline queue, with a connect timeout and a capped reconnect backoff. */
@@ -148,11 +147,15 @@ export class Connection {
     if (this.outstanding++ === 0) this.lastProgress = Date.now();
     if (patience > this.patience) this.patience = patience;
     if (this.watchdog === undefined) this.watch();
+    let silenced!: (error: Error) => void;
+    const silent = new Promise<never>((_, reject) => (silenced = reject));
+    this.inFlight.add(silenced);
     try {
-      return await Promise.race([use(client), this.silent.promise]);
+      return await Promise.race([use(client), silent]);
     } catch (error) {
       throw this.error(operation, error);
     } finally {
+      this.inFlight.delete(silenced);
       if (--this.outstanding === 0) this.patience = 0;
       this.lastProgress = Date.now();
     }
@@ -221,14 +224,6 @@ export class Connection {
     for (const [event, listener] of this.listeners) client.off(event, listener);
   }
 
-  /** A fresh `silent` for the calls from now on. */
-  private arm(): void {
-    let reject!: (error: Error) => void;
-    const promise = new Promise<never>((_, r) => (reject = r));
-    promise.catch(ignore);
-    this.silent = { promise, reject };
-  }
-
   /** Checks for silence when the longest allowed one would have passed; stops while no call is out. */
   private watch(): void {
     const allowed = this.settings.commandTimeout + this.patience;
@@ -240,8 +235,8 @@ export class Connection {
       if (quiet < this.settings.commandTimeout + this.patience) return this.watch();
       const error = new NoReplyError(quiet);
       this.failure = error;
-      this.silent.reject(error);
-      this.arm();
+      for (const fail of this.inFlight) fail(error);
+      this.inFlight.clear();
       this.lastProgress = Date.now();
       if (this.owned) this.replace(error);
     }, Math.max(10, due));

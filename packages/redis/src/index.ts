@@ -1,5 +1,4 @@
 export { RedisStreamsTransport } from "./redis-streams-transport.js";
-export type { RedisDeadLetter } from "./redis-streams-transport.js";
 export { RedisDelivery } from "./redis-delivery.js";
 export { RedisResultStore } from "./redis-result-store.js";
 export type { RedisResultStoreOptions } from "./redis-result-store.js";

@@ -14,6 +14,9 @@ export class RedisDelivery<T> implements Delivery<T> {
   declare readonly raw: Buffer;
   declare readonly notBefore?: number;
   declare readonly error?: Error;
+  declare readonly headers?: Readonly<Record<string, string>>;
+  /** The entry's `headers` field as the stream keeps it (JSON), carried by a retry, a release and a dead letter. */
+  declare readonly rawHeaders?: Buffer;
 
   constructor(
     readonly id: string,
@@ -46,6 +49,26 @@ export function redisDelivery<T>(delivery: Delivery<T>): RedisDelivery<T> {
   return d as RedisDelivery<T>;
 }
 
+/**
+ * Headers from an entry's `headers` field: a JSON object of strings. Another producer's field
+ * that is not one is no headers (the bytes still travel with the item).
+ */
+export function headersOf(value: Buffer): Readonly<Record<string, string>> | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value.toString());
+  } catch {
+    return undefined;
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return undefined;
+  return Object.values(parsed).every((v) => typeof v === "string") ? (parsed as Record<string, string>) : undefined;
+}
+
+/** Header bytes for an entry's `headers` field; `undefined` for none. */
+export function headersField(headers: Readonly<Record<string, string>> | undefined): string | undefined {
+  return headers === undefined ? undefined : JSON.stringify(headers);
+}
+
 /** A whole number ≥ 0 from a field's bytes; 0 when absent or not one. */
 function count(value: Buffer | undefined): number {
   if (value === undefined) return 0;
@@ -54,9 +77,9 @@ function count(value: Buffer | undefined): number {
 }
 
 /**
- * The delivery of stream entry `entryId` with `fields` (`id`, `payload`, and for re-added items
- * `attempt` = deliveries before the entry, `retries`, `notBefore`), handed out `deliveryCount`
- * times. An entry without `id` (another producer's) has its entry id as item id; one without
+ * The delivery of stream entry `entryId` with `fields` (`id`, `payload`, `headers` when sent with
+ * some, and for re-added items `attempt` = deliveries before the entry, `retries`, `notBefore`),
+ * handed out `deliveryCount` times. An entry without `id` (another producer's) has its entry id as item id; one without
  * `payload`, or with bytes the codec cannot decode, carries a `DecodeError`.
  */
 export function deliveryOf<T>(codec: Codec<T>, entryId: string, fields: Buffer[], deliveryCount: number, leaseUntil: number): RedisDelivery<T> {
@@ -65,6 +88,7 @@ export function deliveryOf<T>(codec: Codec<T>, entryId: string, fields: Buffer[]
   let attempt: Buffer | undefined;
   let retries: Buffer | undefined;
   let notBefore: Buffer | undefined;
+  let headers: Buffer | undefined;
   for (let i = 0; i + 1 < fields.length; i += 2) {
     const value = fields[i + 1]!;
     switch (fields[i]!.toString()) {
@@ -82,20 +106,32 @@ export function deliveryOf<T>(codec: Codec<T>, entryId: string, fields: Buffer[]
         break;
       case "notBefore":
         notBefore = value;
+        break;
+      case "headers":
+        headers = value;
     }
   }
   const itemId = id?.toString() || entryId;
   const tries = count(attempt) + deliveryCount;
   const retried = count(retries);
   const due = count(notBefore) || undefined;
+  let delivery: RedisDelivery<T>;
   if (raw === undefined) {
     const error = new DecodeError(Buffer.alloc(0), { message: `${PREFIX} stream entry ${entryId} has no \`payload\` field` });
-    return new RedisDelivery<T>(itemId, undefined as T, tries, retried, entryId, deliveryCount, Buffer.alloc(0), leaseUntil, due, error);
+    delivery = new RedisDelivery<T>(itemId, undefined as T, tries, retried, entryId, deliveryCount, Buffer.alloc(0), leaseUntil, due, error);
+  } else {
+    const decoded = decodeWith(codec, raw);
+    delivery =
+      "payload" in decoded
+        ? new RedisDelivery<T>(itemId, decoded.payload, tries, retried, entryId, deliveryCount, raw, leaseUntil, due)
+        : new RedisDelivery<T>(itemId, undefined as T, tries, retried, entryId, deliveryCount, raw, leaseUntil, due, decoded.error);
   }
-  const decoded = decodeWith(codec, raw);
-  return "payload" in decoded
-    ? new RedisDelivery<T>(itemId, decoded.payload, tries, retried, entryId, deliveryCount, raw, leaseUntil, due)
-    : new RedisDelivery<T>(itemId, undefined as T, tries, retried, entryId, deliveryCount, raw, leaseUntil, due, decoded.error);
+  if (headers !== undefined) {
+    Object.defineProperty(delivery, "rawHeaders", { value: headers });
+    const parsed = headersOf(headers);
+    if (parsed !== undefined) (delivery as { headers?: Readonly<Record<string, string>> }).headers = parsed;
+  }
+  return delivery;
 }
 
 /** An entry's flat `[name, value, …]` fields by name. */

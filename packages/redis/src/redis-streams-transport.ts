@@ -1,19 +1,15 @@
 import { randomUUID } from "node:crypto";
-import { ClosedError, checkInteger, checkMs, checkTime, jsonCodec } from "@tranche/core";
-import type { Codec, Delivery, SendOptions, Transport, TransportCapabilities } from "@tranche/core";
+import { ClosedError, checkHeaders, checkInteger, checkMs, checkTime, errorInfo, jsonCodec } from "@tranche/core";
+import type { Codec, DeadLetter, DeadLetterPage, Delivery, QueueAdmin, QueueDepth, SendManyOptions, SendOptions, Transport, TransportCapabilities } from "@tranche/core";
 import { RESP_TYPES } from "redis";
 import type { RedisArgument } from "redis";
 import { Connection, ignore, settledWithin, sleep } from "./connection.js";
-import { deadLetterOf } from "./dead-letter.js";
-import type { RedisDeadLetter } from "./dead-letter.js";
 import { encodeError, isGroupGone, replyCode } from "./errors.js";
 import type { RedisStreamsTransportOptions } from "./options.js";
 import { PREFIX, checkCodec, checkConnection, checkName, checkOptionsObject, checkTimeouts, defaultConsumerName, hashTagged, invalid, tagOf } from "./options.js";
-import { RedisDelivery, bytes, deliveryOf, entriesOf, redisDelivery } from "./redis-delivery.js";
-import type { Entry } from "./redis-delivery.js";
+import { RedisQueueAdmin } from "./queue-admin.js";
+import { RedisDelivery, bytes, deliveryOf, entriesOf, headersField, redisDelivery } from "./redis-delivery.js";
 import { runScript } from "./scripts.js";
-
-export type { RedisDeadLetter } from "./dead-letter.js";
 
 /** Every reply of a blob string as a Buffer (payloads are bytes), every map as a flat array. */
 const RAW = { [RESP_TYPES.BLOB_STRING]: Buffer, [RESP_TYPES.SIMPLE_STRING]: Buffer, [RESP_TYPES.MAP]: Array } as const;
@@ -22,14 +18,18 @@ const MOVE_LIMIT = 1000;
 /** Wait before asking the schedule again when its head is due by our clock but not by the server's. */
 const SKEW_PAUSE = 25;
 
+/** Characters of a dead letter's reason stack kept. */
+const MAX_STACK = 8192;
+
 /** ms `close()` gives each of its steps (waking a blocking read, waiting for it, pending replies). */
 const CLOSE_GRACE = 1000;
 
 /**
  * A `Transport` on a Redis stream and consumer group (Redis ≥ 7.0, node-redis v5).
  *
- * Items are stream entries with the fields `id` (item id), `payload` (codec bytes) and, for
- * re-added items, `attempt` (deliveries before this entry), `retries` and `notBefore`. An entry
+ * Items are stream entries with the fields `id` (item id), `payload` (codec bytes), `headers`
+ * (JSON, when sent with some; every copy of the item keeps them) and, for re-added items,
+ * `attempt` (deliveries before this entry), `retries` and `notBefore`. An entry
  * written by another producer needs only `payload`; its entry id then serves as item id. Blocking
  * reads run on a connection of their own, so acks never wait behind them.
  *
@@ -40,7 +40,7 @@ const CLOSE_GRACE = 1000;
  * deleted, a server without persistence restarted) is created again by the next `receive`; the
  * deliveries it held went with it, and settling them is a no-op.
  */
-export class RedisStreamsTransport<T = unknown> implements Transport<T> {
+export class RedisStreamsTransport<T = unknown> implements Transport<T>, QueueAdmin<T> {
   readonly name = "redis";
   /**
    * `maxReceive` bounds one `XREADGROUP COUNT`. Delays are kept by Redis (a sorted set moved into
@@ -48,13 +48,14 @@ export class RedisStreamsTransport<T = unknown> implements Transport<T> {
    * the transport writes, not a broker feature.
    */
   readonly capabilities: TransportCapabilities = { maxReceive: 1000, nativeDelay: true, lease: true, nativeDeadLetter: false };
-  /** The keys this transport uses, all in one hash slot. */
-  readonly keys: { readonly stream: string; readonly schedule: string; readonly deadLetter: string };
+  /** The keys this transport uses, all in one hash slot; `deadLetterIndex` maps item ids to their letters. */
+  readonly keys: { readonly stream: string; readonly schedule: string; readonly deadLetter: string; readonly deadLetterIndex: string };
   readonly group: string;
   readonly consumer: string;
 
   private readonly commands: Connection;
   private readonly codec: Codec<T>;
+  private readonly admin: RedisQueueAdmin<T>;
   private readonly blockMs: number;
   private readonly minIdle: number;
   private readonly trimInterval: number;
@@ -88,23 +89,24 @@ export class RedisStreamsTransport<T = unknown> implements Transport<T> {
     this.codec = checkCodec<T>(o.codec) ?? (jsonCodec as Codec<T>);
     const deadLetter = o.deadLetterStream === undefined ? `${stream}:dlq` : checkName("deadLetterStream", o.deadLetterStream);
     if (tagOf(deadLetter) !== tagOf(stream)) invalid("deadLetterStream", `a key with the stream's hash tag {${tagOf(stream)}}`, deadLetter);
-    this.keys = { stream, schedule: `${stream}:delayed`, deadLetter };
+    this.keys = { stream, schedule: `${stream}:delayed`, deadLetter, deadLetterIndex: `${deadLetter}:ids` };
     this.commands = Connection.open(connection, settings);
+    this.admin = new RedisQueueAdmin(this.commands, this.keys, this.group, this.codec);
     this.nextTrim = Date.now() + this.trimInterval;
   }
 
   async send(payload: T, options?: SendOptions): Promise<string> {
     const o = options === undefined ? {} : (checkOptionsObject(options) as SendOptions);
     if (o.id !== undefined && (typeof o.id !== "string" || o.id === "")) invalid("id", "a non-empty string", o.id);
-    const [id] = await this.enqueue("send", [this.encode("send", payload)], o.delay, o.id);
+    const [id] = await this.enqueue("send", [this.encode("send", payload)], o);
     return id!;
   }
 
   /** Adds every payload (pipelined), or, when one cannot be encoded, none. */
-  async sendMany(payloads: T[], options?: { delay?: number }): Promise<string[]> {
+  async sendMany(payloads: T[], options?: SendManyOptions): Promise<string[]> {
     if (!Array.isArray(payloads)) invalid("payloads", "an array", payloads);
-    const o = options === undefined ? {} : checkOptionsObject(options);
-    return this.enqueue("sendMany", payloads.map((payload) => this.encode("sendMany", payload)), o.delay);
+    const o = options === undefined ? {} : (checkOptionsObject(options) as SendManyOptions);
+    return this.enqueue("sendMany", payloads.map((payload) => this.encode("sendMany", payload)), { delay: o.delay, headers: o.headers });
   }
 
   /**
@@ -114,7 +116,7 @@ export class RedisStreamsTransport<T = unknown> implements Transport<T> {
   async sendRaw(raw: string | Uint8Array, options?: SendOptions): Promise<string> {
     if (typeof raw !== "string" && !(raw instanceof Uint8Array)) invalid("raw", "a string or Uint8Array", raw);
     const o = options === undefined ? {} : (checkOptionsObject(options) as SendOptions);
-    const [id] = await this.enqueue("sendRaw", [raw], o.delay, o.id);
+    const [id] = await this.enqueue("sendRaw", [raw], o);
     return id!;
   }
 
@@ -161,16 +163,18 @@ export class RedisStreamsTransport<T = unknown> implements Transport<T> {
 
   /**
    * Adds an entry to the dead-letter stream (fields `id`, `payload` bytes, `attempt`, `retries`,
-   * `reason`, `reasonName`, `entry`, `at`) and acks the delivery's entry, in one Lua step that does
-   * both only while the entry is pending: a repeat writes no second dead letter.
+   * `reason`, `reasonName`, `reasonStack`, `entry`, `at`, and `headers` when the item has some),
+   * replacing an older letter of the item,
+   * and acks the delivery's entry, in one Lua step that does both only while the entry is
+   * pending: a repeat writes no second dead letter.
    */
   async deadLetter(delivery: Delivery<T>, reason: Error): Promise<void> {
     this.assertOpen();
     const d = redisDelivery(delivery);
-    const message = String((reason as Error | undefined)?.message ?? reason);
-    const name = String((reason as Error | undefined)?.name ?? "Error");
-    const args = [this.group, d.entryId, d.id, this.rawOf("deadLetter", d), String(d.attempt), String(d.retries), message, name];
-    await this.settle(runScript(this.commands, "deadLetter", "deadLetter", [this.keys.stream, this.keys.deadLetter], args));
+    const { name, message, stack } = errorInfo(reason);
+    const args = [this.group, d.entryId, d.id, this.rawOf("deadLetter", d), String(d.attempt), String(d.retries), message, name, stack?.slice(0, MAX_STACK) ?? "", d.rawHeaders ?? ""];
+    const keys = [this.keys.stream, this.keys.deadLetter, this.keys.deadLetterIndex];
+    await this.settle(runScript(this.commands, "deadLetter", "deadLetter", keys, args));
   }
 
   /**
@@ -200,12 +204,39 @@ export class RedisStreamsTransport<T = unknown> implements Transport<T> {
     await Promise.all(handles.map((d) => this.requeue("release", d, d.notBefore ?? 0, d.attempt - 1, d.retries)));
   }
 
-  /** Reads the dead-letter stream, oldest first. */
-  async deadLetters(options?: { count?: number }): Promise<RedisDeadLetter<T>[]> {
-    const count = options?.count ?? 1000;
-    checkInteger("count", count, { min: 1, prefix: PREFIX });
-    const entries = await this.commands.send<Entry[]>("deadLetters", ["XRANGE", this.keys.deadLetter, "-", "+", "COUNT", String(count)], RAW);
-    return entries.map(([deadLetterId, fields]) => deadLetterOf(this.codec, deadLetterId, fields ?? []));
+  /**
+   * Messages by state, exact and read in one step (see `RedisQueueAdmin.depth`): `ready` is the
+   * group's lag plus due scheduled items, `delayed` the schedule, `inFlight` the group's pending
+   * entries, `deadLettered` the dead-letter stream's length.
+   */
+  async depth(): Promise<QueueDepth> {
+    this.assertOpen();
+    return this.admin.depth();
+  }
+
+  /** The dead letters, oldest first: up to `limit`, after the letter of item id `after`. One letter per item: the newest. */
+  async deadLetters(options?: DeadLetterPage): Promise<DeadLetter<T>[]> {
+    this.assertOpen();
+    return this.admin.deadLetters(options);
+  }
+
+  /**
+   * Sends dead letters back under their ids with their payload bytes and a fresh count
+   * (`attempt` 1 and `retries` 0 on the next delivery), not before `delay` ms from now; each
+   * leaves the dead letters in the same Lua step. Ids not there are skipped. Resolves with how
+   * many went back.
+   */
+  async redrive(ids: readonly string[] | "all", options?: { delay?: number }): Promise<number> {
+    this.assertOpen();
+    const moved = await this.admin.redrive(ids, options);
+    if (moved > 0 && options?.delay) this.noteDue(Date.now() + options.delay);
+    return moved;
+  }
+
+  /** Deletes dead letters for good; resolves with how many. */
+  async purgeDeadLetters(ids: readonly string[] | "all"): Promise<number> {
+    this.assertOpen();
+    return this.admin.purge(ids);
   }
 
   /**
@@ -276,20 +307,23 @@ export class RedisStreamsTransport<T = unknown> implements Transport<T> {
     }
   }
 
-  private async enqueue(operation: string, raws: (string | Uint8Array)[], delay: unknown, id?: string): Promise<string[]> {
+  /** Adds entries with fields `id`, `payload` and, when sent with headers, `headers` (JSON). */
+  private async enqueue(operation: string, raws: (string | Uint8Array)[], options: SendOptions): Promise<string[]> {
     this.assertOpen();
-    const ms = delay === undefined ? 0 : checkMs("delay", delay, { prefix: PREFIX });
-    const ids = raws.map(() => id ?? randomUUID());
+    const ms = options.delay === undefined ? 0 : checkMs("delay", options.delay, { prefix: PREFIX });
+    const headers = headersField(checkHeaders("headers", options.headers, { prefix: PREFIX }));
+    const ids = raws.map(() => options.id ?? randomUUID());
     if (raws.length === 0) return ids;
     if (ms > 0) {
       const notBefore = Math.ceil(Date.now() + ms);
       const triples = raws.flatMap((raw, i) => [randomUUID(), ids[i]!, bytes(raw)]);
-      await runScript(this.commands, operation, "schedule", [this.keys.schedule], [String(notBefore), ...triples]);
+      await runScript(this.commands, operation, "schedule", [this.keys.schedule], [String(notBefore), headers ?? "", ...triples]);
       this.noteDue(notBefore);
     } else {
+      const tail = headers === undefined ? [] : ["headers", headers];
       // Issued together, node-redis writes them as one pipeline.
       await this.commands.run(operation, (client) =>
-        Promise.all(raws.map((raw, i) => client.sendCommand(["XADD", this.keys.stream, "*", "id", ids[i]!, "payload", bytes(raw)]))),
+        Promise.all(raws.map((raw, i) => client.sendCommand(["XADD", this.keys.stream, "*", "id", ids[i]!, "payload", bytes(raw), ...tail]))),
       );
     }
     return ids;
@@ -298,7 +332,7 @@ export class RedisStreamsTransport<T = unknown> implements Transport<T> {
   /** The requeue script for `d`, writing `attempt` (deliveries before the next one) and `retries`. */
   private async requeue(operation: string, d: RedisDelivery<T>, notBefore: number, attempt: number, retries: number): Promise<void> {
     const due = Math.ceil(notBefore);
-    const args = [this.group, this.consumer, d.entryId, String(d.deliveryCount), d.id, String(attempt), String(retries), String(due), this.rawOf(operation, d)];
+    const args = [this.group, this.consumer, d.entryId, String(d.deliveryCount), d.id, String(attempt), String(retries), String(due), this.rawOf(operation, d), d.rawHeaders ?? ""];
     const result = await this.settle(runScript<number>(this.commands, operation, "requeue", [this.keys.stream, this.keys.schedule], args));
     if (result === 2) this.noteDue(due);
   }

@@ -20,7 +20,6 @@ describeTransportConformance({
     return {
       connect: async () => consumers[consumers.push(open(url)) - 1]!,
       sendRaw: async (raw) => void (await admin.sendRaw(raw)),
-      deadLetters: async () => (await admin.deadLetters()).map((d) => ({ id: d.id, reason: d.reason, attempt: d.attempt, retries: d.retries })),
       close: () => Promise.all([admin, ...consumers].map((t) => t.close())).then(() => undefined),
     };
   },

@@ -37,7 +37,7 @@ async function pendingCount(stream: string, group = "tranche"): Promise<number> 
 describe("RedisStreamsTransport", () => {
   it("hash-tags its keys so that they share one cluster slot", () => {
     const t = transport({ stream: "jobs", consumer: "c" });
-    expect(t.keys).toEqual({ stream: "{jobs}", schedule: "{jobs}:delayed", deadLetter: "{jobs}:dlq" });
+    expect(t.keys).toEqual({ stream: "{jobs}", schedule: "{jobs}:delayed", deadLetter: "{jobs}:dlq", deadLetterIndex: "{jobs}:dlq:ids" });
     const tagged = transport({ stream: "app:{jobs}:in", consumer: "c" });
     expect(tagged.keys.stream).toBe("app:{jobs}:in");
     expect(tagged.keys.deadLetter).toBe("app:{jobs}:in:dlq");
@@ -215,7 +215,7 @@ describe("RedisStreamsTransport", () => {
     await t.deadLetter(d!, new RangeError("no such row"));
     expect(await pendingCount(`{${stream}}`)).toBe(0);
     const [dead] = await t.deadLetters();
-    expect(dead).toMatchObject({ id: "d", payload: { bad: true }, attempt: 1, retries: 0, reason: "no such row", reasonName: "RangeError", entryId: d!.entryId });
+    expect(dead).toMatchObject({ id: "d", payload: { bad: true }, attempt: 1, retries: 0, reason: { name: "RangeError", message: "no such row" } });
     expect(dead!.raw.toString()).toBe('{"bad":true}');
   });
 
@@ -235,7 +235,7 @@ describe("RedisStreamsTransport", () => {
     await t.deadLetter(got[0]!, got[0]!.error!);
     const [dead] = await t.deadLetters();
     expect(dead!.raw.toString()).toBe("{not json");
-    expect(dead!.reasonName).toBe("DecodeError");
+    expect(dead!.reason.name).toBe("DecodeError");
   });
 
   it("re-reads its own pending entries when it starts again under the same consumer name", async () => {

@@ -66,7 +66,7 @@ describe("retries travel with the item", () => {
     const [second] = await receiveAll(t, 1);
     await t.deadLetter(second!, new RangeError("gave up"));
     const [dead] = await t.deadLetters();
-    expect(dead).toMatchObject({ id: "x", attempt: 2, retries: 1, reason: "gave up", reasonName: "RangeError", entryId: second!.entryId });
+    expect(dead).toMatchObject({ id: "x", attempt: 2, retries: 1, reason: { name: "RangeError", message: "gave up" } });
   });
 });
 
@@ -128,6 +128,6 @@ describe("repeated calls", () => {
     await eventually("nothing pending", async () => (await pending(key)) === 0);
     await sleep(200);
     expect(await xlen(`${key}:dlq`)).toBe(1);
-    expect((await t.deadLetters()).map((d) => [d.id, d.reasonName])).toEqual([["garbage", "DecodeError"]]);
+    expect((await t.deadLetters()).map((d) => [d.id, d.reason.name])).toEqual([["garbage", "DecodeError"]]);
   });
 });

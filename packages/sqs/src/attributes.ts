@@ -12,6 +12,8 @@ export const SQS_ATTRIBUTES = {
   notBefore: "tranche.notBefore",
   /** `"base64"` when the codec produced bytes. */
   encoding: "tranche.encoding",
+  /** The headers the item was sent with (`SendOptions.headers`), as a JSON object: one attribute for all of them. */
+  headers: "tranche.headers",
   /** Dead letters: the reason's message and error name. */
   reason: "tranche.reason",
   error: "tranche.error",
@@ -65,17 +67,33 @@ export interface Carried {
   readonly notBefore: number;
 }
 
+/** The headers of a received message (`tranche.headers`); `undefined` when absent or not a JSON object of strings. */
+export function headersOf(attributes: Attributes): Readonly<Record<string, string>> | undefined {
+  const raw = attributes[SQS_ATTRIBUTES.headers]?.StringValue;
+  if (raw === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    return undefined;
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return undefined;
+  return Object.values(parsed).every((v) => typeof v === "string") ? (parsed as Record<string, string>) : undefined;
+}
+
 /**
- * The attributes of a re-sent copy of a message: the transport's own (id, encoding, and attempt
- * and retries when not 0, and `notBefore`), then the message's other attributes in name order
+ * The attributes of a re-sent copy of a message: the transport's own (id, encoding, headers, and
+ * attempt and retries when not 0, and `notBefore`), then the message's other attributes in name order
  * while they fit within SQS's 10 attributes and `maxBytes` in all; those that do not fit are
  * dropped (a handler never sees attributes). `undefined` when the body and the transport's own
  * attributes alone exceed `maxBytes`.
  */
 export function copyAttributes(body: string, original: Attributes, carried: Carried, maxBytes: number): Attributes | undefined {
   const attributes: Attributes = { [SQS_ATTRIBUTES.id]: stringAttribute(carried.id) };
-  const encoding = original[SQS_ATTRIBUTES.encoding];
-  if (encoding !== undefined) attributes[SQS_ATTRIBUTES.encoding] = encoding;
+  for (const own of [SQS_ATTRIBUTES.encoding, SQS_ATTRIBUTES.headers]) {
+    const attribute = original[own];
+    if (attribute !== undefined) attributes[own] = attribute;
+  }
   if (carried.attempt > 0) attributes[SQS_ATTRIBUTES.attempt] = numberAttribute(carried.attempt);
   if (carried.retries > 0) attributes[SQS_ATTRIBUTES.retries] = numberAttribute(carried.retries);
   attributes[SQS_ATTRIBUTES.notBefore] = numberAttribute(carried.notBefore);

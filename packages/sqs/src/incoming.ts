@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Message } from "@aws-sdk/client-sqs";
 import { type Codec, decodeWith, type Delivery } from "@tranche/core";
-import { numberOf, SQS_ATTRIBUTES } from "./attributes.js";
+import { headersOf, numberOf, SQS_ATTRIBUTES } from "./attributes.js";
 import type { Receipt } from "./receipt.js";
 
 /** A message as `ReceiveMessage` returned it, and when that call was sent. */
@@ -53,5 +53,7 @@ export function toDelivery<T>(
   if (retries !== undefined) delivery.retries = retries;
   if (notBefore !== undefined) delivery.notBefore = notBefore;
   if ("error" in decoded) delivery.error = decoded.error;
+  const headers = headersOf(attributes);
+  if (headers !== undefined) delivery.headers = headers;
   return { delivery, receipt };
 }

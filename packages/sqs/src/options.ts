@@ -90,7 +90,7 @@ export interface ResolvedSqsOptions<T> {
 }
 
 /** Message prefix of this package's errors. */
-const PREFIX = "[tranche/sqs]";
+export const PREFIX = "[tranche/sqs]";
 
 /** Throws the `TypeError` of a bad option or argument (see `invalidOption`). */
 export function invalid(name: string, expected: string, value: unknown): never {

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { SendMessageBatchRequestEntry } from "@aws-sdk/client-sqs";
-import { type Codec, OversizeError } from "@tranche/core";
+import { type Codec, OversizeError, checkHeaders } from "@tranche/core";
 import { type Attributes, attributeBytes, messageBytes, numberAttribute, SQS_ATTRIBUTES, stringAttribute, truncateUtf8 } from "./attributes.js";
 import { describe } from "./classify.js";
 import type { BatchOutcome } from "./batches.js";
@@ -16,6 +16,28 @@ export interface Outgoing {
 
 /** Characters SQS refuses in a message body (it takes #x9, #xA, #xD, #x20–#xD7FF, #xE000–#xFFFD, #x10000–#x10FFFF). */
 const REFUSED_CHARACTER = /[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
+
+/** A code point SQS refuses, as `U+XXXX`, or `undefined` when it takes all of `text`. */
+function refusedIn(text: string): string | undefined {
+  const refused = REFUSED_CHARACTER.exec(text)?.[0];
+  return refused === undefined ? undefined : `U+${(refused.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0")}`;
+}
+
+/**
+ * The `tranche.headers` attribute of a send's headers (a JSON object), or `undefined` for none.
+ * Throws a `TypeError` for headers that are not an object of strings, and a non-retryable
+ * `SqsTransportError` for characters SQS refuses.
+ */
+export function headersAttribute(headers: unknown): Attributes[string] | undefined {
+  const checked = checkHeaders("headers", headers, { prefix: "[tranche/sqs]" });
+  if (checked === undefined) return undefined;
+  const json = JSON.stringify(checked);
+  const code = refusedIn(json);
+  if (code !== undefined) {
+    throw new SqsTransportError("SendMessageBatch", `headers cannot be sent: they hold ${code}, a character SQS refuses`, { retryable: false });
+  }
+  return stringAttribute(json);
+}
 
 /** FIFO deduplication ids are 1..128 printable ASCII characters; other item ids are hashed. */
 export function deduplicationId(id: string): string {
@@ -37,14 +59,16 @@ function encode<T>(codec: Codec<T>, payload: T, id: string): string | Uint8Array
 
 /**
  * The entries of a send, each checked before anything is sent: the codec encodes it and SQS
- * takes its characters (else a non-retryable `SqsTransportError`), and it fits (`OversizeError`). `group`
- * is the FIFO message group of an item, `undefined` on a standard queue.
+ * takes its characters (else a non-retryable `SqsTransportError`), and it fits with its
+ * `headers` attribute (`OversizeError`). `group` is the FIFO message group of an item,
+ * `undefined` on a standard queue.
  */
 export function outgoing<T>(
   items: readonly { payload: T; id: string | undefined }[],
   o: { codec: Codec<T>; maxMessageBytes: number; fifo: boolean; group: (payload: T, id: string, index: number) => string },
   notBefore: number | undefined,
   delay: number | undefined,
+  headers: Attributes[string] | undefined,
 ): Outgoing[] {
   return items.map((item, index) => {
     const id = item.id ?? randomUUID();
@@ -55,9 +79,9 @@ export function outgoing<T>(
     const attributes: Attributes = { [SQS_ATTRIBUTES.id]: stringAttribute(id) };
     if (notBefore !== undefined) attributes[SQS_ATTRIBUTES.notBefore] = numberAttribute(notBefore);
     if (binary) attributes[SQS_ATTRIBUTES.encoding] = stringAttribute("base64");
-    const refused = REFUSED_CHARACTER.exec(body)?.[0];
-    if (refused !== undefined) {
-      const code = `U+${(refused.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0")}`;
+    if (headers !== undefined) attributes[SQS_ATTRIBUTES.headers] = headers;
+    const code = refusedIn(body);
+    if (code !== undefined) {
       throw new SqsTransportError("SendMessageBatch", `item ${JSON.stringify(id)} cannot be sent: its body holds ${code}, a character SQS refuses (use a codec that escapes it)`, {
         retryable: false,
       });
@@ -105,19 +129,20 @@ const REASON_CHARS = 1_000;
 const ELLIPSIS = "…";
 
 /**
- * The attributes of a dead letter: id, encoding, attempt, retries (when known), the reason's
- * error name and message. The reason is cut to what fits within `maxBytes` with the body; it is
+ * The attributes of a dead letter: id, encoding, headers, attempt, retries (when known), the
+ * reason's error name and message. The reason is cut to what fits within `maxBytes` with the body; it is
  * left out when nothing of it fits. Throws a non-retryable `SqsTransportError` when the body and
  * the other attributes alone exceed `maxBytes`.
  */
 export function deadLetterAttributes(
   body: string,
-  carried: { id: string; encoding: Attributes[string] | undefined; attempt: number; retries: number | undefined },
+  carried: { id: string; encoding: Attributes[string] | undefined; headers: Attributes[string] | undefined; attempt: number; retries: number | undefined },
   reason: Error,
   maxBytes: number,
 ): Attributes {
   const attributes: Attributes = { [SQS_ATTRIBUTES.id]: stringAttribute(carried.id) };
   if (carried.encoding !== undefined) attributes[SQS_ATTRIBUTES.encoding] = carried.encoding;
+  if (carried.headers !== undefined) attributes[SQS_ATTRIBUTES.headers] = carried.headers;
   attributes[SQS_ATTRIBUTES.attempt] = numberAttribute(carried.attempt);
   if (carried.retries !== undefined) attributes[SQS_ATTRIBUTES.retries] = numberAttribute(carried.retries);
   attributes[SQS_ATTRIBUTES.error] = stringAttribute(String(reason?.name ?? "Error").slice(0, 256) || "Error");

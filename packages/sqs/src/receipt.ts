@@ -58,6 +58,9 @@ export function bySequence(a: Receipt, b: Receipt): number {
   return a.sequence < b.sequence ? -1 : a.sequence > b.sequence ? 1 : 0;
 }
 
+/** Groups a `FifoGroups` holds before it first sweeps out settled receipts. */
+const SWEEP_FLOOR = 64;
+
 /**
  * FIFO: this transport's unsettled deliveries per message group, in sequence order. Real SQS may
  * hand out several messages of one group in one receive; a later one must not be deleted while
@@ -65,6 +68,8 @@ export function bySequence(a: Receipt, b: Receipt): number {
  */
 export class FifoGroups {
   readonly #groups = new Map<string, Receipt[]>();
+  /** Groups left by the last sweep. */
+  #swept = 0;
 
   track(receipt: Receipt): void {
     const name = receipt.group as string;
@@ -72,6 +77,17 @@ export class FifoGroups {
     group.push(receipt);
     group.sort(bySequence);
     this.#groups.set(name, group);
+    // A group is pruned when one of its receipts is acted on; one never acted on again (a group
+    // per item, per user...) would keep its settled receipts forever. A sweep each time the
+    // groups doubled keeps them within twice the unsettled ones, at a constant cost per receipt.
+    if (this.#groups.size > 2 * this.#swept + SWEEP_FLOOR) this.#sweep();
+  }
+
+  /** Receipts held, settled or not. */
+  get size(): number {
+    let size = 0;
+    for (const group of this.#groups.values()) size += group.length;
+    return size;
   }
 
   /**
@@ -96,6 +112,11 @@ export class FifoGroups {
   later(receipt: Receipt): Receipt[] {
     if (receipt.group === undefined) return [];
     return this.#prune(receipt.group).filter((r) => r.sequence > receipt.sequence && !r.settled);
+  }
+
+  #sweep(): void {
+    for (const name of [...this.#groups.keys()]) this.#prune(name);
+    this.#swept = this.#groups.size;
   }
 
   /** Drops the settled receipts of a group; returns what is left. */

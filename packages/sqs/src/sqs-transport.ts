@@ -7,14 +7,28 @@ import {
   SendMessageCommand,
   SQSClient,
 } from "@aws-sdk/client-sqs";
-import { checkTime, ClosedError, type Delivery, type SendOptions, type Transport, type TransportCapabilities, TransportError } from "@tranche/core";
+import {
+  checkTime,
+  ClosedError,
+  type DeadLetter,
+  type DeadLetterPage,
+  type Delivery,
+  type QueueAdmin,
+  type QueueDepth,
+  type SendManyOptions,
+  type SendOptions,
+  type Transport,
+  type TransportCapabilities,
+  TransportError,
+} from "@tranche/core";
 import { copyAttributes, SQS_ATTRIBUTES } from "./attributes.js";
 import { BATCH } from "./batches.js";
 import { describe } from "./classify.js";
 import { SqsTransportError } from "./errors.js";
 import { type MutableDelivery, type Received, toDelivery } from "./incoming.js";
 import { invalid, type ResolvedSqsOptions, resolveSqsOptions, SQS_MAX_VISIBILITY_MS, type SqsTransportOptions } from "./options.js";
-import { deadLetterAttributes, delaySeconds, outgoing, sendError } from "./outgoing.js";
+import { deadLetterAttributes, delaySeconds, headersAttribute, outgoing, sendError } from "./outgoing.js";
+import { SqsQueueAdmin } from "./queue-admin.js";
 import { bySequence, exclusive, FifoGroups, type Receipt } from "./receipt.js";
 import { ABORTED, closedOr, SqsCalls } from "./sqs-calls.js";
 
@@ -25,9 +39,7 @@ export interface SqsSendOptions extends SendOptions {
 }
 
 /** `sendMany` options of an SQS transport. */
-export interface SqsSendManyOptions {
-  /** Countdown in ms before the items may run (a lower bound). */
-  delay?: number;
+export interface SqsSendManyOptions extends SendManyOptions {
   /** FIFO only: the message group of every item, over the `messageGroupId` option. */
   messageGroupId?: string;
   /** Item ids, one per payload, in order (to send again what an `SqsSendError` lists as unsent). Generated when absent. */
@@ -56,12 +68,13 @@ function receiptOf(delivery: Delivery<unknown>): Receipt {
 /**
  * Amazon SQS as a tranche `Transport`, on `@aws-sdk/client-sqs` v3.
  *
- * Item id, carried attempts and retries, and `notBefore` travel in message attributes; the
+ * Item id, carried attempts and retries, `notBefore` and the headers (one `tranche.headers`
+ * attribute, JSON) travel in message attributes; the
  * receipt handle of each receive settles the delivery, so an ack from a consumer whose lease
  * expired cannot delete the copy another consumer now holds under a newer handle. A delivery's
  * state changes only once SQS confirmed a step, so every call may be repeated after an error.
  */
-export class SqsTransport<T> implements Transport<T> {
+export class SqsTransport<T> implements Transport<T>, QueueAdmin<T> {
   readonly name = "sqs";
   readonly capabilities: TransportCapabilities;
   /** The SQS client in use (yours, or the one the transport made). */
@@ -71,6 +84,7 @@ export class SqsTransport<T> implements Transport<T> {
   readonly #ownsClient: boolean;
   #closed = false;
   readonly #calls: SqsCalls;
+  readonly #admin: SqsQueueAdmin<T>;
   /** The last receive was filled: the queue is probably deep, so the next one polls in parallel at once. */
   #deep = false;
   readonly #groups = new FifoGroups();
@@ -91,6 +105,7 @@ export class SqsTransport<T> implements Transport<T> {
         requestHandler: { connectionTimeout: Math.min(CONNECT_TIMEOUT_MS, this.#options.requestTimeout) },
       });
     this.#calls = new SqsCalls(this.client.send.bind(this.client) as never, this.#options);
+    this.#admin = new SqsQueueAdmin(this.#calls, this.#options);
     this.capabilities = {
       maxReceive: this.#options.maxReceive,
       nativeDelay: true,
@@ -106,7 +121,7 @@ export class SqsTransport<T> implements Transport<T> {
 
   async send(payload: T, options?: SqsSendOptions): Promise<string> {
     this.#checkOpen();
-    const [id] = await this.#sendItems([{ payload, id: options?.id, group: options?.messageGroupId }], options?.delay);
+    const [id] = await this.#sendItems([{ payload, id: options?.id, group: options?.messageGroupId }], options?.delay, options?.headers);
     return id as string;
   }
 
@@ -117,6 +132,7 @@ export class SqsTransport<T> implements Transport<T> {
     return this.#sendItems(
       payloads.map((payload, i) => ({ payload, id: ids?.[i], group: options?.messageGroupId })),
       options?.delay,
+      options?.headers,
     );
   }
 
@@ -209,7 +225,13 @@ export class SqsTransport<T> implements Transport<T> {
     if (!receipt.copied) {
       const attributes = deadLetterAttributes(
         receipt.body,
-        { id: receipt.id, encoding: receipt.attributes[SQS_ATTRIBUTES.encoding], attempt: receipt.attempt, retries: receipt.retries },
+        {
+          id: receipt.id,
+          encoding: receipt.attributes[SQS_ATTRIBUTES.encoding],
+          headers: receipt.attributes[SQS_ATTRIBUTES.headers],
+          attempt: receipt.attempt,
+          retries: receipt.retries,
+        },
         reason,
         this.#options.maxMessageBytes,
       );
@@ -270,6 +292,46 @@ export class SqsTransport<T> implements Transport<T> {
     const later = back.flatMap((r) => this.#groups.later(r)).filter((r) => !back.includes(r));
     const [deleted, given] = await Promise.allSettled([this.#calls.delete(copied), this.#calls.visibleNow([...back, ...new Set(later)])]);
     for (const result of [deleted, given]) if (result.status === "rejected") throw result.reason;
+  }
+
+  /**
+   * Messages by state, from `GetQueueAttributes` (approximate, as SQS counts them): `ready`
+   * ApproximateNumberOfMessages, `delayed` …Delayed, `inFlight` …NotVisible (a FIFO retry
+   * waits invisible, so it counts here), `deadLettered` every message of the dead-letter queue
+   * (`deadLetterQueueUrl`, else the queue's `RedrivePolicy` target; 0 without one).
+   */
+  async depth(): Promise<QueueDepth> {
+    this.#checkOpen();
+    return this.#admin.depth();
+  }
+
+  /**
+   * The dead letters, oldest first (by the time SQS took them), one per item id: up to `limit`,
+   * after the letter of item id `after`. SQS has no way to look at a message without receiving
+   * it: every call reads the whole dead-letter queue, hiding each letter while it reads, then
+   * makes them visible again.
+   */
+  async deadLetters(options?: DeadLetterPage): Promise<DeadLetter<T>[]> {
+    this.#checkOpen();
+    return this.#admin.deadLetters(options);
+  }
+
+  /**
+   * Sends dead letters back to the queue under their ids with their bodies as kept, a fresh
+   * attempt count and `retries` 0, not before `delay` ms from now; each letter is deleted only
+   * once SQS confirmed its copy, so an interrupted redrive loses nothing (a repeat may send an
+   * item once more; on a FIFO queue the copy of the same letter is deduplicated). Resolves with
+   * how many items went back.
+   */
+  async redrive(ids: readonly string[] | "all", options?: { delay?: number }): Promise<number> {
+    this.#checkOpen();
+    return this.#admin.redrive(ids, options);
+  }
+
+  /** Deletes dead letters for good; resolves with how many items. */
+  async purgeDeadLetters(ids: readonly string[] | "all"): Promise<number> {
+    this.#checkOpen();
+    return this.#admin.purge(ids);
   }
 
   /**
@@ -494,11 +556,12 @@ export class SqsTransport<T> implements Transport<T> {
 
   // --- send ---
 
-  async #sendItems(items: { payload: T; id: string | undefined; group: string | undefined }[], delay: number | undefined): Promise<string[]> {
+  async #sendItems(items: { payload: T; id: string | undefined; group: string | undefined }[], delay: number | undefined, headers: unknown): Promise<string[]> {
     if (delay !== undefined && !(typeof delay === "number" && delay >= 0 && Number.isFinite(delay))) invalid("delay", "a number of ms ≥ 0", delay);
+    const headersAttr = headersAttribute(headers);
     const o = this.#options;
     const notBefore = delay !== undefined && delay > 0 ? o.clock.now() + delay : undefined;
-    const entries = outgoing(items, { ...o, group: (payload, id, i) => items[i]?.group ?? o.messageGroupId(payload, id) }, notBefore, delay);
+    const entries = outgoing(items, { ...o, group: (payload, id, i) => items[i]?.group ?? o.messageGroupId(payload, id) }, notBefore, delay, headersAttr);
     const outcome = await this.#calls.batch(entries, {
       entry: (e, Id) => ({ ...e.entry, Id }),
       call: (Entries) => this.#calls.call("SendMessageBatch", new SendMessageBatchCommand({ QueueUrl: o.queueUrl, Entries })),

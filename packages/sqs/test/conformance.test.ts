@@ -1,7 +1,6 @@
-import { ReceiveMessageCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
+import { SendMessageCommand } from "@aws-sdk/client-sqs";
 import { describeTransportConformance } from "@tranche/conformance";
 import { afterAll } from "vitest";
-import { SQS_ATTRIBUTES } from "../src/index.js";
 import { openSqs, type TestSqs } from "./support/sqs.js";
 
 let sqs: TestSqs | undefined;
@@ -26,26 +25,9 @@ describeTransportConformance({
       waitTimeSeconds: Math.min(20, Math.ceil(wait / 1000)),
       ...(endpoint === undefined ? {} : { endpoint: `http://${endpoint.host}:${endpoint.port}` }),
     };
-    const letters: { id: string; reason: string; attempt: number; retries?: number }[] = [];
     return {
       connect: async () => sqs.transport(options),
       sendRaw: async (raw) => void (await sqs.client.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: String(raw) }))),
-      async deadLetters() {
-        for (;;) {
-          const out = await sqs.client.send(new ReceiveMessageCommand({ QueueUrl: deadLetterQueueUrl, MaxNumberOfMessages: 10, MessageAttributeNames: ["All"] }));
-          if ((out.Messages ?? []).length === 0) return letters;
-          for (const m of out.Messages ?? []) {
-            const a = m.MessageAttributes ?? {};
-            const retries = a[SQS_ATTRIBUTES.retries]?.StringValue;
-            letters.push({
-              id: a[SQS_ATTRIBUTES.id]?.StringValue ?? "",
-              reason: a[SQS_ATTRIBUTES.reason]?.StringValue ?? "",
-              attempt: Number(a[SQS_ATTRIBUTES.attempt]?.StringValue),
-              ...(retries === undefined ? {} : { retries: Number(retries) }),
-            });
-          }
-        }
-      },
       close: async () => {},
     };
   },

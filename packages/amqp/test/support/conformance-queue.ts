@@ -1,7 +1,7 @@
 import type { ConformanceOptions, ConformanceQueue } from "@tranche/conformance";
 import { connect } from "amqplib";
 import { AmqpTransport } from "../../src/index.js";
-import { deleteQueues, readDeadLetters } from "../../src/testing.js";
+import { deleteQueues } from "../../src/testing.js";
 import { AMQP_URL, requireBroker, uniqueQueue } from "./server.js";
 
 /** The shared broker's address, for the suite's connection-fault cases. */
@@ -49,9 +49,6 @@ export const createAmqpQueue: ConformanceOptions["create"] = async (settings): P
       } finally {
         await connection.close();
       }
-    },
-    async deadLetters() {
-      return (await readDeadLetters(AMQP_URL, `${queue}.dead`)).map(({ id, reason, attempt, retries }) => ({ id, reason, attempt, retries }));
     },
     async close() {
       await Promise.all(transports.map((t) => t.close()));

@@ -2,7 +2,6 @@ import type { ConformanceOptions, ConformanceQueue } from "@tranche/conformance"
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { NatsTransport } from "../../src/index.js";
-import { readDeadLetters } from "../../src/testing.js";
 import { testServer, uniqueQueue } from "./server.js";
 
 let server: ReturnType<typeof testServer> | undefined;
@@ -45,10 +44,6 @@ export const createNatsQueue: ConformanceOptions["create"] = async ({ lease, wai
     },
     async sendRaw(raw) {
       await jetstream(admin).publish(q.subject, raw);
-    },
-    async deadLetters() {
-      const letters = await readDeadLetters(admin, { stream: q.stream, deadLetterSubject: `${q.subject}.dead` });
-      return letters.map(({ id, reason, attempt, retries }) => ({ id, reason, attempt, retries }));
     },
     async close() {
       await Promise.all(transports.map((t) => t.close()));
