@@ -9,6 +9,7 @@ import { type BatcherResult, type BatcherSettings, runBatcher } from "./batcher-
 import { type ContenderName, contenders } from "./contenders.js";
 import { type InProcessResult, type InProcessSettings, runInProcess } from "./in-process.js";
 import { type MemoryResult, runMemory } from "./memory.js";
+import type { OtelSettings } from "./otel.js";
 import { type Run, batcherTable, inProcessTable, memoryTable, targetLines, transportTable, transportTargetLines } from "./report.js";
 import { type TransportRun, type TransportSuiteName, runTransportBench } from "./transport-suite.js";
 import { transportBenches } from "./transports/index.js";
@@ -17,6 +18,7 @@ const usage = `Usage: node --expose-gc dist/index.js [--quick] [--suite in-proce
        [--only tranche,dataloader,batshit,floor] [--sizes 10,100,1000] [--gc-rounds] [--out FILE]
 --gc-rounds forces a full GC before each timed round (a diagnostic: see README).
 heap is bytes per held item; memory, redis, sqs, nats and amqp compare a Worker with a raw receive → ack loop on that transport.
+otel (only when named) compares batched() and a memory Worker with @tranche/otel off, on, and on with a context manager.
 A run narrowed by --suite, --only, --sizes or --gc-rounds writes no file unless --out is given.`;
 
 const { values: args } = parseArgs({
@@ -57,13 +59,21 @@ const batcherSettings: BatcherSettings = {
   collectBetweenRounds: args["gc-rounds"],
 };
 const memoryItems = quick ? 200_000 : 1_000_000;
+const otelSettings: OtelSettings = {
+  calls: quick ? 40_000 : 100_000,
+  chunk: CHUNK,
+  items: quick ? 100_000 : 200_000,
+  batchSize: 100,
+  rounds: quick ? 5 : 11,
+  warmupRounds: 1,
+};
 
 const transportRounds = { full: 5, quick: 3 };
 const transportRoundsBySuite: Partial<Record<TransportSuiteName, number>> = {};
 const transportSuites = Object.keys(transportBenches) as TransportSuiteName[];
 const suites = new Set(args.suite?.split(",") ?? ["in-process", "batcher", "heap", ...transportSuites]);
 for (const suite of suites) {
-  if (!["in-process", "batcher", "heap", ...transportSuites].includes(suite)) {
+  if (!["in-process", "batcher", "heap", "otel", ...transportSuites].includes(suite)) {
     console.error(`unknown suite ${JSON.stringify(suite)}\n${usage}`);
     process.exit(2);
   }
@@ -160,6 +170,11 @@ async function main(): Promise<void> {
   if (memory.length > 0) sections.push("", "## Memory per held item (heap)", "", memoryTable(memory));
   if (transportRuns.length > 0) {
     sections.push("", "## Transports: Worker against a raw receive → handler → ack loop", "", transportTable(transportRuns, transportSamples));
+  }
+  if (suites.has("otel")) {
+    // Loaded only for this suite: the other suites run in a process that never loaded OpenTelemetry.
+    const { otelTable, runOtel } = await import("./otel.js");
+    sections.push("", "## @tranche/otel: instrumentation off and on", "", otelTable(await runOtel(otelSettings, log), otelSettings));
   }
   const verdicts = [...targetLines(inProcess, batcher, memory), ...transportTargetLines(transportRuns)];
   if (verdicts.length > 0) sections.push("", "## Targets", "", ...verdicts.map((line) => `- ${line}`));

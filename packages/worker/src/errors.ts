@@ -39,6 +39,8 @@ export class TransportOperationError extends TrancheError {
     super(`[tranche/worker] ${operation} failed (try ${tries}, ${next}): ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
     this.retryable = retryable;
     this.retrying = retrying;
+    // A listener may keep the event: an unread stack (this one's or a cause's) keeps its call sites, and the batch they reference, alive.
+    for (let error: unknown = this, depth = 0; error instanceof Error && depth < 8; error = error.cause, depth++) void error.stack;
   }
 }
 

@@ -97,6 +97,10 @@ class WorkItem<T, R> extends DriverRequest<T, R> {
     this.retries = delivery.retries;
     this.heldUntil = 0;
   }
+
+  get headers(): Readonly<Record<string, string>> | undefined {
+    return this.delivery.headers;
+  }
 }
 
 /** The outcome stored instead of a result the store refuses for good. */
