@@ -1,4 +1,4 @@
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { NatsTransport } from "@tranche/nats";
 import { startNatsServer } from "@tranche/nats/testing";
@@ -18,8 +18,8 @@ export const natsBench: TransportBench = {
     const jsm = await jetstreamManager(nc);
     let round = 0;
 
-    /** A fresh stream with `settings.items` messages and its durable consumer; not timed. */
-    async function filledQueue(): Promise<{ stream: string; durable: string; transport: NatsTransport<number> }> {
+    /** A fresh stream with `settings.items` messages (a worker creates the consumer, a producer does not); not timed. */
+    async function filledQueue(): Promise<{ stream: string; subject: string; durable: string; transport: NatsTransport<number> }> {
       const stream = `BENCH_${round++}`;
       const queue = { stream, subject: `bench.${stream}`, durable: "bench" };
       const transport = new NatsTransport<number>({ connection: nc, ...queue, wait: 1_000 });
@@ -36,7 +36,9 @@ export const natsBench: TransportBench = {
       },
 
       async raw() {
-        const { stream, durable } = await filledQueue();
+        const { stream, subject, durable } = await filledQueue();
+        // The durable consumer a worker would create: explicit acks, filtered on the subject.
+        await jsm.consumers.add(stream, { durable_name: durable, ack_policy: AckPolicy.Explicit, filter_subject: subject });
         const consumer = await jetstream(nc).consumers.get(stream, durable);
         let acked = 0;
         const started = performance.now();
