@@ -36,7 +36,7 @@ export interface ConformanceQueue {
    * containing it) and, when given, the `attempt` and `retries` of the delivery that was
    * dead-lettered.
    */
-  deadLetters?(): Promise<{ id: string; reason: string; attempt?: number; retries?: number }[]>;
+  deadLetters?(): Promise<{ id: string; reason: string; attempt?: number | undefined; retries?: number | undefined }[]>;
   /** Closes every transport `connect` made and removes the queue. */
   close(): Promise<void>;
 }

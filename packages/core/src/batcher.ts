@@ -29,8 +29,8 @@ export interface NewItem<T> {
 export interface Batch<T> {
   readonly id: string;
   readonly reason: FlushReason;
-  /** The group key, when `groupBy` is set. */
-  readonly group?: string;
+  /** The group key when `groupBy` is set, else absent or `undefined`. */
+  readonly group?: string | undefined;
   readonly items: Item<T>[];
 }
 
