@@ -149,7 +149,8 @@ class Driver<T, R> extends BatchDriver<T, R, Request<T, R>> {
       request.resolve = resolve;
       request.reject = reject;
     });
-    const now = this.now();
+    // A delay is a lower bound, so it counts from a fresh read of the clock, never a cached one.
+    const now = delay > 0 ? this.clock.now() : this.now();
     const notBefore = delay > 0 ? now + delay : undefined;
     if (this.waiting.head < this.waiting.queue.length) {
       // Callers already wait for room: FIFO, so this one queues behind them.
@@ -171,8 +172,8 @@ class Driver<T, R> extends BatchDriver<T, R, Request<T, R>> {
   }
 
   /**
-   * The time for a call. With the system clock, one read serves up to 64 calls of
-   * the same tick (a few microseconds at most); any other clock is read every time.
+   * The time for an undelayed call. With the system clock, one read serves up to 64 calls
+   * of the same tick; any other clock is read every time.
    */
   private now(): number {
     if (this.cachedReads > 0) {

@@ -574,6 +574,19 @@ describe("handler return rules", () => {
     expect(b.reason).toBe(c.reason);
   });
 
+  it("an array longer than the batch fails the unsettled requests with BatchResultError", async () => {
+    const { clock, fn } = setup<number, string>({ flushInterval: 0 }, (requests) => {
+      requests[0]!.ack("kept");
+      return ["one", "two", "three"];
+    });
+    const [a, b] = [track(fn(1)), track(fn(2))];
+    await tick(clock);
+    expect(a).toMatchObject({ state: "fulfilled", value: "kept" });
+    expect(b.state).toBe("rejected");
+    expect(b.reason).toBeInstanceOf(BatchResultError);
+    expect(b.reason).toMatchObject({ expectedLength: 2, received: ["one", "two", "three"] });
+  });
+
   it.each([
     ["a string", "ok"],
     ["null", null],
@@ -986,6 +999,26 @@ describe("onFull", () => {
     expect(calls.map((c) => c.payloads).flat()).toEqual(["a", "b", "c", "d", "e", "f"]);
     for (const call of calls) expect(call.payloads.length).toBeLessThanOrEqual(2);
     expect(fn.stats).toMatchObject({ held: 0, waiting: 0 });
+  });
+
+  it('"wait" stays FIFO for a caller that calls again as soon as its call resolved', async () => {
+    // a is acked alone while b still runs: one unit of room, no batch completed. a's caller
+    // calls again from its resolved promise and must queue behind c and d, who waited first.
+    const gate = deferred();
+    const { clock, calls, fn } = setup<string>({ flushEvery: 2, maxBuffered: 2, flushInterval: 60_000 }, async (requests) => {
+      if (requests[0]!.payload !== "a") return requests.map((r) => `r:${r.payload}`);
+      requests[0]!.ack("r:a");
+      await gate.promise;
+      requests[1]!.ack("r:b");
+    });
+    const again = fn("a").then(() => fn("a2"));
+    const first = [fn("b"), fn("c"), fn("d")];
+    await tick(clock);
+    expect(fn.stats).toMatchObject({ inFlight: 1, waiting: 3 });
+    gate.resolve();
+    await clock.advance(60_000);
+    await Promise.all([again, ...first]);
+    expect(calls.map((c) => c.payloads)).toEqual([["a", "b"], ["c", "d"], ["a2"]]);
   });
 
   it('"wait": held items never exceed maxBuffered', async () => {
@@ -1409,6 +1442,22 @@ describe("without a clock option", () => {
     expect(await Promise.all([fn(1), fn(2)])).toEqual([1, 2]);
     expect(seen[0]).toBeGreaterThanOrEqual(25);
     expect(fn.stats.batches.interval).toBe(1);
+    await fn.close();
+  });
+
+  it("never runs a delayed call before its delay, even after a long synchronous stretch", async () => {
+    const ran = new Map<string, number>();
+    const fn = batched<string, void>((requests) => {
+      for (const r of requests) ran.set(r.payload, Date.now());
+    }, { flushInterval: 0 });
+    // The first call reads the clock; the second comes 40 ms later in the same tick.
+    const first = fn("first", { delay: 30 });
+    const busyUntil = Date.now() + 40;
+    while (Date.now() < busyUntil);
+    const calledAt = Date.now();
+    const second = fn("second", { delay: 30 });
+    await Promise.all([first, second]);
+    expect(ran.get("second")! - calledAt).toBeGreaterThanOrEqual(30);
     await fn.close();
   });
 });
