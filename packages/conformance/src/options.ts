@@ -104,7 +104,7 @@ export interface ConformanceOptions {
 /** `FC_RUNS` from the environment when it is set (a number ≥ 1), else undefined. */
 export function envRuns(): number | undefined {
   const raw = typeof process === "undefined" ? undefined : process.env.FC_RUNS;
-  if (raw === undefined || raw === "") return undefined;
+  if (raw === undefined) return undefined;
   const runs = Number(raw);
   if (!Number.isInteger(runs) || runs < 1) throw new TypeError(`${PREFIX} Expected FC_RUNS to be an integer ≥ 1, got ${JSON.stringify(raw)}`);
   return runs;

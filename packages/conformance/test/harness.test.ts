@@ -108,8 +108,10 @@ describe("conformance harness", () => {
       expect(envRuns()).toBeUndefined();
       process.env.FC_RUNS = "7";
       expect(envRuns()).toBe(7);
-      process.env.FC_RUNS = "lots";
-      expect(() => envRuns()).toThrow(/FC_RUNS/);
+      for (const raw of ["lots", "", "0"]) {
+        process.env.FC_RUNS = raw;
+        expect(() => envRuns()).toThrow(/FC_RUNS/);
+      }
     } finally {
       if (saved === undefined) delete process.env.FC_RUNS;
       else process.env.FC_RUNS = saved;

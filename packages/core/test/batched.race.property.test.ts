@@ -2,10 +2,11 @@
 // handlers' awaits resolve and close() is called (fast-check examples/005-race).
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { fcRuns } from "../../../scripts/fc-runs.js";
 import { ClosedError, batched, type BatchRequest } from "../src/index.js";
 import { SimulatedClock } from "../src/testing.js";
 
-const numRuns = Number(process.env.FC_RUNS ?? 200);
+const numRuns = fcRuns(200);
 const seed = process.env.FC_SEED === undefined ? undefined : Number(process.env.FC_SEED);
 const params = { numRuns, ...(seed === undefined ? {} : { seed }) };
 

@@ -9,6 +9,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { fcRuns } from "../../../scripts/fc-runs.js";
 import { BatcherModel, type ModelBatch } from "./support/batcher-model.js";
 import {
   type AddSpec,
@@ -23,7 +24,7 @@ import {
 } from "./support/model-options.js";
 import { type BatchView, type Call, type Outcome, RecordingBatcher, replay } from "./support/model-recorder.js";
 
-const numRuns = Number(process.env.FC_RUNS ?? 500);
+const numRuns = fcRuns(500);
 const seed = process.env.FC_SEED === undefined ? undefined : Number(process.env.FC_SEED);
 
 interface World {

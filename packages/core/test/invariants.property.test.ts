@@ -7,13 +7,14 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { fcRuns } from "../../../scripts/fc-runs.js";
 import { batched } from "../src/batched.js";
 import { SimulatedClock } from "../src/testing.js";
 import { Sim, steps, type Tracked } from "./support/model-driver.js";
 import { type AddSpec, addSpecWithOversize, optionSpec } from "./support/model-options.js";
 import { replay } from "./support/model-recorder.js";
 
-const numRuns = Number(process.env.FC_RUNS ?? 300);
+const numRuns = fcRuns(300);
 const seed = process.env.FC_SEED === undefined ? undefined : Number(process.env.FC_SEED);
 const params = { numRuns, ...(seed === undefined ? {} : { seed }) };
 

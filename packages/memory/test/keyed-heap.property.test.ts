@@ -6,9 +6,10 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { fcRuns } from "../../../scripts/fc-runs.js";
 import { type HeapNode, KeyedHeap } from "../src/keyed-heap.js";
 
-const numRuns = Number(process.env.FC_RUNS ?? 300);
+const numRuns = fcRuns(300);
 const seed = process.env.FC_SEED === undefined ? undefined : Number(process.env.FC_SEED);
 const params = { numRuns, ...(seed === undefined ? {} : { seed }) };
 

@@ -1,6 +1,7 @@
 import { TimeoutError } from "@tranche/core";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { fcRuns } from "../../../scripts/fc-runs.js";
 import type { TransportOperationError, WorkerOptions } from "../src/index.js";
 import { type FaultMode, FaultyTransport, type Operation } from "./support/faulty-transport.js";
 import { setup } from "./support/setup.js";
@@ -182,7 +183,7 @@ describe("Worker under transport faults", () => {
           }
         },
       ),
-      { numRuns: Number(process.env.FC_RUNS ?? 40) },
+      { numRuns: fcRuns(40) },
     );
   });
 });

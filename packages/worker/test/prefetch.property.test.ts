@@ -3,10 +3,11 @@ import { SimulatedClock } from "@tranche/core/testing";
 import { MemoryTransport } from "@tranche/memory";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { fcRuns } from "../../../scripts/fc-runs.js";
 import { Worker } from "../src/index.js";
 import { START } from "./support/setup.js";
 
-const RUNS = Number(process.env.FC_RUNS ?? 60);
+const RUNS = fcRuns(60);
 
 describe("bounded prefetch (property)", () => {
   it("receive is never asked for more than the room left, and the worker never holds more than maxBuffered", async () => {

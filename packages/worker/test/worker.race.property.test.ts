@@ -3,11 +3,12 @@ import { SimulatedClock } from "@tranche/core/testing";
 import { MemoryTransport } from "@tranche/memory";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { fcRuns } from "../../../scripts/fc-runs.js";
 import { Worker } from "../src/index.js";
 import { FaultyTransport } from "./support/faulty-transport.js";
 import { START } from "./support/setup.js";
 
-const RUNS = Number(process.env.FC_RUNS ?? 60);
+const RUNS = fcRuns(60);
 
 type How = "ack" | "error" | "fail" | "retry" | "throw";
 
