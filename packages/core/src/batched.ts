@@ -2,7 +2,8 @@ import { type AddResult, type BatcherStats, Entry, type Flight } from "./batcher
 import { systemClock } from "./clock.js";
 import { BatchDriver, type BatchHandler, type BatchRequest, type DriverItem } from "./driver.js";
 import { BufferFullError, ClosedError, SettledError } from "./errors.js";
-import { type BatcherOptions, checkMs, invalid, invalidError } from "./options.js";
+import type { BatcherOptions } from "./options.js";
+import { checkMs, invalidOption } from "./validation.js";
 
 export type { BatchContext, BatchHandler, BatchRequest } from "./driver.js";
 
@@ -124,7 +125,7 @@ class Driver<T, R> extends BatchDriver<T, R, Request<T, R>> {
     super(handler, options);
     this.cacheTime = this.clock === systemClock;
     this.onFull = options?.onFull ?? "wait";
-    if (this.onFull !== "wait" && this.onFull !== "reject") invalid("onFull", '"wait" or "reject"', this.onFull);
+    if (this.onFull !== "wait" && this.onFull !== "reject") throw invalidOption("onFull", '"wait" or "reject"', this.onFull);
   }
 
   call(payload: T, options: CallOptions | undefined): Promise<R> {
@@ -132,7 +133,7 @@ class Driver<T, R> extends BatchDriver<T, R, Request<T, R>> {
     let delay = 0;
     if (options !== undefined) {
       id = options.id;
-      if (id !== undefined && typeof id !== "string") return Promise.reject(invalidError("id", "a string", id));
+      if (id !== undefined && typeof id !== "string") return Promise.reject(invalidOption("id", "a string", id));
       if (options.delay !== undefined) {
         try {
           delay = checkMs("delay", options.delay);

@@ -1,6 +1,7 @@
 import { ClosedError, OversizeError, SettledError } from "./errors.js";
 import { Heap } from "./heap.js";
-import { type BatcherOptions, type FlushReason, type ResolvedOptions, invalid, resolveOptions } from "./options.js";
+import { type BatcherOptions, type FlushReason, type ResolvedOptions, resolveOptions } from "./options.js";
+import { invalidOption } from "./validation.js";
 
 /** One buffered or in-flight item. Times are epoch ms. */
 export interface Item<T> {
@@ -263,10 +264,10 @@ export class Batcher<T> {
    * Throws `ClosedError` after `close`, `OversizeError` when it alone exceeds `maxBatchBytes`.
    */
   add(item: NewItem<T>, now: number): AddResult {
-    if (typeof item !== "object" || item === null) invalid("item", "an object with a payload", item);
+    if (typeof item !== "object" || item === null) throw invalidOption("item", "an object with a payload", item);
     const { id, attempt = 1 } = item;
-    if (id !== undefined && typeof id !== "string") invalid("item.id", "a string", id);
-    if (!Number.isSafeInteger(attempt) || attempt < 1) invalid("item.attempt", "an integer ≥ 1", attempt);
+    if (id !== undefined && typeof id !== "string") throw invalidOption("item.id", "a string", id);
+    if (!Number.isSafeInteger(attempt) || attempt < 1) throw invalidOption("item.attempt", "an integer ≥ 1", attempt);
     const entry = new Entry(item.payload, id, attempt);
     return this._offer(entry, now, item.notBefore, false);
   }
@@ -410,19 +411,19 @@ export class Batcher<T> {
     let size = 0;
     if (sizeOf !== undefined) {
       size = sizeOf(entry.payload);
-      if (typeof size !== "number" || !(size >= 0)) invalid("sizeOf(payload)", "a number of bytes ≥ 0", size);
+      if (typeof size !== "number" || !(size >= 0)) throw invalidOption("sizeOf(payload)", "a number of bytes ≥ 0", size);
       if (size > maxBatchBytes) throw new OversizeError(size, maxBatchBytes);
     }
     const groupKey = groupBy === undefined ? undefined : groupBy(entry.payload);
-    if (groupKey !== undefined && typeof groupKey !== "string") invalid("groupBy(payload)", "a string", groupKey);
+    if (groupKey !== undefined && typeof groupKey !== "string") throw invalidOption("groupBy(payload)", "a string", groupKey);
     if (notBefore !== undefined && (typeof notBefore !== "number" || Number.isNaN(notBefore))) {
-      invalid("notBefore", "a number (epoch ms)", notBefore);
+      throw invalidOption("notBefore", "a number (epoch ms)", notBefore);
     }
     now = this.advance(now);
     if (notBefore !== undefined) notBefore = small(notBefore - this.origin.at);
     if (this.byKey !== undefined) {
       const key = (dedupeKey as (payload: T) => string)(entry.payload);
-      if (typeof key !== "string") invalid("dedupeKey(payload)", "a string", key);
+      if (typeof key !== "string") throw invalidOption("dedupeKey(payload)", "a string", key);
       const survivor = this.buffered(key);
       if (survivor !== undefined) {
         this.merge(survivor, entry.payload, size, groupKey);
@@ -487,7 +488,7 @@ export class Batcher<T> {
 
   /** @internal Returns "coalesced" when a buffered item with the same key absorbed it (see `coalesced`). */
   _retry(entry: Entry<T>, notBefore: number, now: number): "retried" | "coalesced" {
-    if (typeof notBefore !== "number" || Number.isNaN(notBefore)) invalid("notBefore", "a number (epoch ms)", notBefore);
+    if (typeof notBefore !== "number" || Number.isNaN(notBefore)) throw invalidOption("notBefore", "a number (epoch ms)", notBefore);
     now = this.advance(now);
     const enqueuedAt = entry._nb - entry._wait;
     notBefore = small(notBefore - this.origin.at);
@@ -542,7 +543,7 @@ export class Batcher<T> {
 
   /** Local, monotonic time (ms since the origin); moves due delayed items into their groups. */
   private advance(now: number): number {
-    if (typeof now !== "number" || !Number.isFinite(now)) invalid("now", "a finite number (epoch ms)", now);
+    if (typeof now !== "number" || !Number.isFinite(now)) throw invalidOption("now", "a finite number (epoch ms)", now);
     this.lastNow = now;
     if (!this.hasOrigin) {
       this.hasOrigin = true;

@@ -1,7 +1,8 @@
 import { type Batch, Batcher, Entry, type Flight } from "./batcher.js";
 import { type Clock, systemClock } from "./clock.js";
 import { BatchResultError, RetriesExhaustedError, SettledError, TimeoutError } from "./errors.js";
-import { type BatcherOptions, type FlushReason, backoffDelay, checkMs, invalid } from "./options.js";
+import { type BatcherOptions, type FlushReason, backoffDelay } from "./options.js";
+import { checkMs, invalidOption } from "./validation.js";
 
 /** One item as the handler sees it: the successor of celery-batches' `SimpleRequest`. */
 export interface BatchRequest<T, R> {
@@ -199,7 +200,7 @@ export abstract class BatchDriver<T, R, Q extends DriverItem<T, R>> {
     protected readonly handler: BatchHandler<T, R>,
     options: BatcherOptions<T> | undefined,
   ) {
-    if (typeof handler !== "function") invalid("handler", "a function", handler);
+    if (typeof handler !== "function") throw invalidOption("handler", "a function", handler);
     this.batcher = new Batcher(options);
     this.clock = options?.clock ?? systemClock;
   }

@@ -1,9 +1,6 @@
 import type { Clock } from "./clock.js";
 import { checkInteger, checkMs, invalidOption } from "./validation.js";
 
-// batched.ts, batcher.ts and driver.ts take these names from here; the checks live in validation.ts.
-export { checkMs, invalidOption as invalidError } from "./validation.js";
-
 /** Why a batch was handed over. */
 export type FlushReason = "count" | "bytes" | "interval" | "flush" | "close";
 
@@ -78,20 +75,15 @@ export interface ResolvedOptions<T> {
   readonly handlerTimeout: number | undefined;
 }
 
-/** Throws `invalidOption` with core's prefix. */
-export function invalid(name: string, expected: string, value: unknown): never {
-  throw invalidOption(name, expected, value);
-}
-
 function checkFunction<F>(name: string, value: unknown): F | undefined {
   if (value === undefined) return undefined;
-  if (typeof value !== "function") invalid(name, "a function", value);
+  if (typeof value !== "function") throw invalidOption(name, "a function", value);
   return value as F;
 }
 
 /** Applies defaults and validates; throws `TypeError` quoting the first bad value. */
 export function resolveOptions<T>(options: BatcherOptions<T> | undefined): ResolvedOptions<T> {
-  if (options !== undefined && (typeof options !== "object" || options === null)) invalid("options", "an object", options);
+  if (options !== undefined && (typeof options !== "object" || options === null)) throw invalidOption("options", "an object", options);
   const o = options ?? {};
   // `null` is a value, not "use the default": it is rejected like any other wrong type.
   const or = <V>(value: V | undefined, fallback: V): V => (value === undefined ? fallback : value);
@@ -100,27 +92,27 @@ export function resolveOptions<T>(options: BatcherOptions<T> | undefined): Resol
   const sizeOf = checkFunction<(payload: T) => number>("sizeOf", o.sizeOf);
   let maxBatchBytes = Infinity;
   if (o.maxBatchBytes !== undefined) {
-    if (typeof o.maxBatchBytes !== "number" || !(o.maxBatchBytes > 0)) invalid("maxBatchBytes", "a number of bytes > 0", o.maxBatchBytes);
-    if (o.maxBatchBytes !== Infinity && sizeOf === undefined) invalid("sizeOf", "a function when `maxBatchBytes` is set", o.sizeOf);
+    if (typeof o.maxBatchBytes !== "number" || !(o.maxBatchBytes > 0)) throw invalidOption("maxBatchBytes", "a number of bytes > 0", o.maxBatchBytes);
+    if (o.maxBatchBytes !== Infinity && sizeOf === undefined) throw invalidOption("sizeOf", "a function when `maxBatchBytes` is set", o.sizeOf);
     maxBatchBytes = o.maxBatchBytes;
   }
   const concurrency = checkInteger("concurrency", or(o.concurrency, 1), { min: 1, allowInfinity: true });
   const maxBuffered = o.maxBuffered === undefined ? flushEvery * 10 : checkInteger("maxBuffered", o.maxBuffered, { min: 1, allowInfinity: true });
-  if (maxBuffered < flushEvery) invalid("maxBuffered", `an integer ≥ flushEvery (${flushEvery})`, maxBuffered);
+  if (maxBuffered < flushEvery) throw invalidOption("maxBuffered", `an integer ≥ flushEvery (${flushEvery})`, maxBuffered);
   const groupBy = checkFunction<(payload: T) => string>("groupBy", o.groupBy);
   const dedupeKey = checkFunction<(payload: T) => string>("dedupeKey", o.dedupeKey);
   const coalesce = or(o.coalesce, "first");
-  if (coalesce !== "first" && coalesce !== "last") invalid("coalesce", '"first" or "last"', coalesce);
+  if (coalesce !== "first" && coalesce !== "last") throw invalidOption("coalesce", '"first" or "last"', coalesce);
   const retry = or<RetryOptions>(o.retry, {});
-  if (typeof retry !== "object" || retry === null) invalid("retry", "an object", retry);
+  if (typeof retry !== "object" || retry === null) throw invalidOption("retry", "an object", retry);
   const attempts = checkInteger("retry.attempts", or(retry.attempts, 1), { min: 1, allowInfinity: true });
   const backoff = resolveBackoff(retry.backoff);
   const handlerTimeout = o.handlerTimeout;
-  if (handlerTimeout !== undefined && !(typeof handlerTimeout === "number" && handlerTimeout > 0 && handlerTimeout < Infinity)) invalid("handlerTimeout", "a number of ms > 0", handlerTimeout);
+  if (handlerTimeout !== undefined) checkMs("handlerTimeout", handlerTimeout, { exclusiveMin: true });
   if (o.clock !== undefined) {
     const c = o.clock as Partial<Clock>;
     if (typeof c !== "object" || c === null || typeof c.now !== "function" || typeof c.setTimer !== "function" || typeof c.clearTimer !== "function") {
-      invalid("clock", "a Clock with now, setTimer and clearTimer", o.clock);
+      throw invalidOption("clock", "a Clock with now, setTimer and clearTimer", o.clock);
     }
   }
   return { flushEvery, flushInterval, maxBatchBytes, sizeOf, concurrency, maxBuffered, groupBy, dedupeKey, coalesce, attempts, backoff, handlerTimeout };
@@ -128,12 +120,12 @@ export function resolveOptions<T>(options: BatcherOptions<T> | undefined): Resol
 
 function resolveBackoff(backoff: Backoff | undefined): Required<Backoff> {
   if (backoff === undefined) return { type: "fixed", delay: 0, maxDelay: Infinity, jitter: 0 };
-  if (typeof backoff !== "object" || backoff === null) invalid("retry.backoff", "an object", backoff);
-  if (backoff.type !== "fixed" && backoff.type !== "exponential") invalid("retry.backoff.type", '"fixed" or "exponential"', backoff.type);
+  if (typeof backoff !== "object" || backoff === null) throw invalidOption("retry.backoff", "an object", backoff);
+  if (backoff.type !== "fixed" && backoff.type !== "exponential") throw invalidOption("retry.backoff.type", '"fixed" or "exponential"', backoff.type);
   const delay = checkMs("retry.backoff.delay", backoff.delay);
   const maxDelay = checkMs("retry.backoff.maxDelay", backoff.maxDelay === undefined ? Infinity : backoff.maxDelay, { allowInfinity: true });
   const jitter = backoff.jitter === undefined ? 0 : backoff.jitter;
-  if (typeof jitter !== "number" || !(jitter >= 0 && jitter <= 1)) invalid("retry.backoff.jitter", "a number from 0 to 1", jitter);
+  if (typeof jitter !== "number" || !(jitter >= 0 && jitter <= 1)) throw invalidOption("retry.backoff.jitter", "a number from 0 to 1", jitter);
   return { type: backoff.type, delay, maxDelay, jitter };
 }
 

@@ -6,9 +6,9 @@
  */
 
 /** The prefix of `@tranche/core`'s own messages, and the default of every check. */
-const CORE_PREFIX = "[tranche]";
+const CORE_PREFIX = "[tranche/core]";
 
-/** Where a check's message says it comes from, e.g. `"[tranche/redis]"`. @default "[tranche]" */
+/** Where a check's message says it comes from, e.g. `"[tranche/redis]"`. @default "[tranche/core]" */
 export interface CheckOptions {
   prefix?: string;
 }
@@ -17,6 +17,8 @@ export interface CheckOptions {
 export interface RangeOptions extends CheckOptions {
   /** Least value allowed. @default 0 */
   min?: number;
+  /** Whether `min` itself is refused, so the value must exceed it ("> 0"). @default false */
+  exclusiveMin?: boolean;
   /** Greatest value allowed; a finite `max` makes the message read "min..max". @default Infinity */
   max?: number;
   /** Whether `Infinity` passes (it never does when `max` is finite). @default false */
@@ -54,36 +56,46 @@ export function invalidOption(name: string, expected: string, value: unknown, pr
   return new TypeError(`${prefix} Expected \`${name}\` to be ${expected}, got ${quote(value)}`);
 }
 
-/** "min..max", or "≥ min" with " or Infinity" when it passes. */
-function range(min: number, max: number, allowInfinity: boolean): string {
-  return max !== Infinity ? `${min}..${max}` : `≥ ${min}${allowInfinity ? " or Infinity" : ""}`;
+/** The bounds as a message reads them: "min..max", "> min and ≤ max", or "≥ min" / "> min", with " or Infinity" when it passes. */
+function range(min: number, exclusiveMin: boolean, max: number, allowInfinity: boolean): string {
+  if (max !== Infinity) return exclusiveMin ? `> ${min} and ≤ ${max}` : `${min}..${max}`;
+  return `${exclusiveMin ? ">" : "≥"} ${min}${allowInfinity ? " or Infinity" : ""}`;
+}
+
+/** Whether a number lies within the bounds of a check (`Infinity` is decided by the caller). */
+function within(value: number, min: number, exclusiveMin: boolean, max: number): boolean {
+  return (exclusiveMin ? value > min : value >= min) && value <= max;
 }
 
 /**
- * A duration in ms: a number ≥ `min` (0 unless told) and ≤ `max`, never NaN, finite unless
- * `allowInfinity`. Returns it, or throws `invalidOption` ("a number of ms ≥ 0").
+ * A duration in ms: a number ≥ `min` (0 unless told; > `min` with `exclusiveMin`) and ≤ `max`,
+ * never NaN, finite unless `allowInfinity`. Returns it, or throws `invalidOption` ("a number of
+ * ms ≥ 0").
  */
 export function checkMs(name: string, value: unknown, options?: RangeOptions): number {
   const min = options?.min ?? 0;
+  const exclusiveMin = options?.exclusiveMin ?? false;
   const max = options?.max ?? Infinity;
   const allowInfinity = (options?.allowInfinity ?? false) && max === Infinity;
-  if (typeof value !== "number" || !(value >= min && value <= max) || (value === Infinity && !allowInfinity)) {
-    throw invalidOption(name, `a number of ms ${range(min, max, allowInfinity)}`, value, options?.prefix);
+  if (typeof value !== "number" || !within(value, min, exclusiveMin, max) || (value === Infinity && !allowInfinity)) {
+    throw invalidOption(name, `a number of ms ${range(min, exclusiveMin, max, allowInfinity)}`, value, options?.prefix);
   }
   return value;
 }
 
 /**
- * A whole number (a safe integer) ≥ `min` (0 unless told) and ≤ `max`, or `Infinity` when
- * `allowInfinity`. Returns it, or throws `invalidOption` ("an integer ≥ 1", "an integer 0..20").
+ * A whole number (a safe integer) ≥ `min` (0 unless told; > `min` with `exclusiveMin`) and ≤
+ * `max`, or `Infinity` when `allowInfinity`. Returns it, or throws `invalidOption` ("an integer
+ * ≥ 1", "an integer 0..20").
  */
 export function checkInteger(name: string, value: unknown, options?: RangeOptions): number {
   const min = options?.min ?? 0;
+  const exclusiveMin = options?.exclusiveMin ?? false;
   const max = options?.max ?? Infinity;
   const allowInfinity = (options?.allowInfinity ?? false) && max === Infinity;
   const whole = Number.isSafeInteger(value) || (allowInfinity && value === Infinity);
-  if (!whole || !((value as number) >= min && (value as number) <= max)) {
-    throw invalidOption(name, `an integer ${range(min, max, allowInfinity)}`, value, options?.prefix);
+  if (!whole || !within(value as number, min, exclusiveMin, max)) {
+    throw invalidOption(name, `an integer ${range(min, exclusiveMin, max, allowInfinity)}`, value, options?.prefix);
   }
   return value as number;
 }

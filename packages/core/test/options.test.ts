@@ -16,9 +16,9 @@ async function typeErrorOf(fn: () => unknown): Promise<TypeError> {
   return caught as TypeError;
 }
 
-/** The message names the option in backticks and ends with the received value. */
+/** The message starts with core's prefix, names the option in backticks and ends with the received value. */
 function expectQuotes(error: TypeError, name: string, got: string): void {
-  expect(error.message).toContain(`Expected \`${name}\` to be `);
+  expect(error.message.startsWith(`[tranche/core] Expected \`${name}\` to be `), error.message).toBe(true);
   expect(error.message.endsWith(`, got ${got}`), `"${error.message}" should end with ", got ${got}"`).toBe(true);
 }
 
@@ -85,9 +85,9 @@ describe("option validation", () => {
   });
 
   it("uses the documented message shape", () => {
-    expect(() => resolveOptions({ flushEvery: 0 })).toThrow("Expected `flushEvery` to be an integer ≥ 1, got 0");
-    expect(() => resolveOptions({ flushInterval: -1 })).toThrow("Expected `flushInterval` to be a number of ms ≥ 0 or Infinity, got -1");
-    expect(() => resolveOptions({ handlerTimeout: -1 })).toThrow("Expected `handlerTimeout` to be a number of ms > 0, got -1");
+    expect(() => resolveOptions({ flushEvery: 0 })).toThrow(new TypeError("[tranche/core] Expected `flushEvery` to be an integer ≥ 1, got 0"));
+    expect(() => resolveOptions({ flushInterval: -1 })).toThrow(new TypeError("[tranche/core] Expected `flushInterval` to be a number of ms ≥ 0 or Infinity, got -1"));
+    expect(() => resolveOptions({ handlerTimeout: -1 })).toThrow(new TypeError("[tranche/core] Expected `handlerTimeout` to be a number of ms > 0, got -1"));
   });
 
   it("rejects options that are not an object", async () => {

@@ -41,7 +41,7 @@ describe("invalidOption", () => {
   it("is a TypeError that names the option and quotes the value, with core's prefix by default", () => {
     const error = invalidOption("flushEvery", "an integer ≥ 1", 0);
     expect(error).toBeInstanceOf(TypeError);
-    expect(error.message).toBe("[tranche] Expected `flushEvery` to be an integer ≥ 1, got 0");
+    expect(error.message).toBe("[tranche/core] Expected `flushEvery` to be an integer ≥ 1, got 0");
   });
 
   it("takes a package's prefix", () => {
@@ -59,17 +59,26 @@ describe("checkMs", () => {
   });
 
   it.each([
-    ["a negative number", -1, undefined, "[tranche] Expected `wait` to be a number of ms ≥ 0, got -1"],
-    ["NaN", Number.NaN, undefined, "[tranche] Expected `wait` to be a number of ms ≥ 0, got NaN"],
-    ["Infinity unless allowed", Infinity, undefined, "[tranche] Expected `wait` to be a number of ms ≥ 0, got Infinity"],
-    ["a string", "5", undefined, '[tranche] Expected `wait` to be a number of ms ≥ 0, got "5"'],
-    ["less than min", 5, { min: 10 }, "[tranche] Expected `wait` to be a number of ms ≥ 10, got 5"],
-    ["-Infinity when Infinity is allowed", -Infinity, { allowInfinity: true }, "[tranche] Expected `wait` to be a number of ms ≥ 0 or Infinity, got -Infinity"],
-    ["more than max", 21, { max: 20 }, "[tranche] Expected `wait` to be a number of ms 0..20, got 21"],
-    ["Infinity with a finite max", Infinity, { max: 20, allowInfinity: true }, "[tranche] Expected `wait` to be a number of ms 0..20, got Infinity"],
+    ["a negative number", -1, undefined, "[tranche/core] Expected `wait` to be a number of ms ≥ 0, got -1"],
+    ["NaN", Number.NaN, undefined, "[tranche/core] Expected `wait` to be a number of ms ≥ 0, got NaN"],
+    ["Infinity unless allowed", Infinity, undefined, "[tranche/core] Expected `wait` to be a number of ms ≥ 0, got Infinity"],
+    ["a string", "5", undefined, '[tranche/core] Expected `wait` to be a number of ms ≥ 0, got "5"'],
+    ["less than min", 5, { min: 10 }, "[tranche/core] Expected `wait` to be a number of ms ≥ 10, got 5"],
+    ["-Infinity when Infinity is allowed", -Infinity, { allowInfinity: true }, "[tranche/core] Expected `wait` to be a number of ms ≥ 0 or Infinity, got -Infinity"],
+    ["more than max", 21, { max: 20 }, "[tranche/core] Expected `wait` to be a number of ms 0..20, got 21"],
+    ["Infinity with a finite max", Infinity, { max: 20, allowInfinity: true }, "[tranche/core] Expected `wait` to be a number of ms 0..20, got Infinity"],
     ["with the package's prefix", -1, { prefix: "[tranche/nats]" }, "[tranche/nats] Expected `wait` to be a number of ms ≥ 0, got -1"],
+    ["min itself when exclusiveMin", 0, { exclusiveMin: true }, "[tranche/core] Expected `wait` to be a number of ms > 0, got 0"],
+    ["Infinity when exclusiveMin", Infinity, { exclusiveMin: true }, "[tranche/core] Expected `wait` to be a number of ms > 0, got Infinity"],
+    ["more than max when exclusiveMin", 21, { exclusiveMin: true, max: 20 }, "[tranche/core] Expected `wait` to be a number of ms > 0 and ≤ 20, got 21"],
   ])("refuses %s", (_, value, options, message) => {
     expect(() => checkMs("wait", value, options)).toThrow(new TypeError(message));
+  });
+
+  it("with exclusiveMin, returns a duration above min", () => {
+    expect(checkMs("wait", 0.5, { exclusiveMin: true })).toBe(0.5);
+    expect(checkMs("wait", 20, { exclusiveMin: true, max: 20 })).toBe(20);
+    expect(checkMs("wait", Infinity, { exclusiveMin: true, allowInfinity: true })).toBe(Infinity);
   });
 });
 
@@ -82,15 +91,16 @@ describe("checkInteger", () => {
   });
 
   it.each([
-    ["a fraction", 1.5, { min: 1 }, "[tranche] Expected `max` to be an integer ≥ 1, got 1.5"],
-    ["less than min", 0, { min: 1 }, "[tranche] Expected `max` to be an integer ≥ 1, got 0"],
-    ["an unsafe integer", 2 ** 53, undefined, "[tranche] Expected `max` to be an integer ≥ 0, got 9007199254740992"],
-    ["NaN", Number.NaN, undefined, "[tranche] Expected `max` to be an integer ≥ 0, got NaN"],
-    ["Infinity unless allowed", Infinity, { min: 1 }, "[tranche] Expected `max` to be an integer ≥ 1, got Infinity"],
-    ["-Infinity when Infinity is allowed", -Infinity, { min: 1, allowInfinity: true }, "[tranche] Expected `max` to be an integer ≥ 1 or Infinity, got -Infinity"],
-    ["a numeric string", "3", undefined, '[tranche] Expected `max` to be an integer ≥ 0, got "3"'],
-    ["more than max", 21, { min: 0, max: 20 }, "[tranche] Expected `max` to be an integer 0..20, got 21"],
+    ["a fraction", 1.5, { min: 1 }, "[tranche/core] Expected `max` to be an integer ≥ 1, got 1.5"],
+    ["less than min", 0, { min: 1 }, "[tranche/core] Expected `max` to be an integer ≥ 1, got 0"],
+    ["an unsafe integer", 2 ** 53, undefined, "[tranche/core] Expected `max` to be an integer ≥ 0, got 9007199254740992"],
+    ["NaN", Number.NaN, undefined, "[tranche/core] Expected `max` to be an integer ≥ 0, got NaN"],
+    ["Infinity unless allowed", Infinity, { min: 1 }, "[tranche/core] Expected `max` to be an integer ≥ 1, got Infinity"],
+    ["-Infinity when Infinity is allowed", -Infinity, { min: 1, allowInfinity: true }, "[tranche/core] Expected `max` to be an integer ≥ 1 or Infinity, got -Infinity"],
+    ["a numeric string", "3", undefined, '[tranche/core] Expected `max` to be an integer ≥ 0, got "3"'],
+    ["more than max", 21, { min: 0, max: 20 }, "[tranche/core] Expected `max` to be an integer 0..20, got 21"],
     ["with the package's prefix", 0, { min: 1, prefix: "[tranche/sqs]" }, "[tranche/sqs] Expected `max` to be an integer ≥ 1, got 0"],
+    ["min itself when exclusiveMin", 0, { exclusiveMin: true }, "[tranche/core] Expected `max` to be an integer > 0, got 0"],
   ])("refuses %s", (_, value, options, message) => {
     expect(() => checkInteger("max", value, options)).toThrow(new TypeError(message));
   });

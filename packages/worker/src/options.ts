@@ -69,41 +69,35 @@ export interface ResolvedWorkerOptions {
 /** Message prefix of this package's errors. */
 export const PREFIX = "[tranche/worker]";
 
-/** Throws the `TypeError` of a bad option or argument (see `invalidOption`). */
-export function invalid(name: string, expected: string, value: unknown): never {
-  throw invalidOption(name, expected, value, PREFIX);
-}
-
+/** A duration in ms > 0, `fallback` when absent. */
 function positiveMs(name: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || !(value > 0) || value === Infinity) invalid(name, "a number of ms > 0", value);
-  return value;
+  return value === undefined ? fallback : checkMs(name, value, { exclusiveMin: true, prefix: PREFIX });
 }
 
 /** Checks the worker's own options (the batching ones are checked by the `Batcher`). */
 export function resolveWorkerOptions<T>(options: WorkerOptions<T> | undefined): ResolvedWorkerOptions {
-  if (options !== undefined && (typeof options !== "object" || options === null)) invalid("options", "an object", options);
+  if (options !== undefined && (typeof options !== "object" || options === null)) throw invalidOption("options", "an object", options, PREFIX);
   const o = options ?? {};
   const { maxBuffered } = resolveOptions(o);
   const results = o.results;
   if (results !== undefined) {
     const r = results as Partial<ResultStore>;
     if (typeof r !== "object" || r === null || typeof r.set !== "function" || typeof r.get !== "function" || typeof r.wait !== "function") {
-      invalid("results", "a ResultStore with set, get and wait", results);
+      throw invalidOption("results", "a ResultStore with set, get and wait", results, PREFIX);
     }
   }
   const resultTtl = o.resultTtl === undefined ? undefined : positiveMs("resultTtl", o.resultTtl, 0);
   const lease = positiveMs("lease", o.lease, 30_000);
   const ioTimeout = positiveMs("ioTimeout", o.ioTimeout, 30_000);
   const backoff = o.ioBackoff ?? {};
-  if (typeof backoff !== "object" || backoff === null) invalid("ioBackoff", "an object", backoff);
+  if (typeof backoff !== "object" || backoff === null) throw invalidOption("ioBackoff", "an object", backoff, PREFIX);
   const delay = positiveMs("ioBackoff.delay", backoff.delay, 100);
   const maxDelay = positiveMs("ioBackoff.maxDelay", backoff.maxDelay, Math.max(10_000, delay));
-  if (maxDelay < delay) invalid("ioBackoff.maxDelay", `a number of ms ≥ ioBackoff.delay (${delay})`, maxDelay);
+  if (maxDelay < delay) throw invalidOption("ioBackoff.maxDelay", `a number of ms ≥ ioBackoff.delay (${delay})`, maxDelay, PREFIX);
   const ioMaxRetryTime = o.ioMaxRetryTime === undefined ? 300_000 : checkMs("ioMaxRetryTime", o.ioMaxRetryTime, { allowInfinity: true, prefix: PREFIX });
   const maxDeliveries = checkInteger("maxDeliveries", o.maxDeliveries === undefined ? Infinity : o.maxDeliveries, { min: 1, allowInfinity: true, prefix: PREFIX });
   const ioConcurrency = checkInteger("ioConcurrency", o.ioConcurrency ?? 8, { min: 1, prefix: PREFIX });
   const closeTransport = o.closeTransport ?? false;
-  if (typeof closeTransport !== "boolean") invalid("closeTransport", "a boolean", closeTransport);
+  if (typeof closeTransport !== "boolean") throw invalidOption("closeTransport", "a boolean", closeTransport, PREFIX);
   return { maxBuffered, results, resultTtl, lease, ioTimeout, ioBackoff: { delay, maxDelay }, ioMaxRetryTime, maxDeliveries, ioConcurrency, closeTransport };
 }

@@ -1,7 +1,7 @@
-import { type BatchHandler, type Transport, invalidOption } from "@tranche/core";
+import { type BatchHandler, type Transport, checkMs, invalidOption } from "@tranche/core";
 import { EventEmitter } from "eventemitter3";
 import type { WorkerEvents } from "./events.js";
-import { PREFIX, type WorkerOptions, invalid } from "./options.js";
+import { PREFIX, type WorkerOptions } from "./options.js";
 import { WorkerDriver, type WorkerStats } from "./worker-driver.js";
 
 /** Options of `worker.close()`. */
@@ -42,7 +42,7 @@ export class Worker<T, R = unknown> extends EventEmitter<WorkerEvents> {
     super();
     const t = transport as Partial<Transport<T>> | null;
     if (typeof t !== "object" || t === null || methods.some((name) => typeof t[name] !== "function") || typeof t.capabilities !== "object") {
-      invalid("transport", "a Transport (receive, ack, retry, deadLetter, release, close, capabilities)", transport);
+      throw invalidOption("transport", "a Transport (receive, ack, retry, deadLetter, release, close, capabilities)", transport, PREFIX);
     }
     this.#driver = new WorkerDriver(transport, handler, options, this);
   }
@@ -59,10 +59,12 @@ export class Worker<T, R = unknown> extends EventEmitter<WorkerEvents> {
    */
   close(options?: CloseOptions): Promise<void> {
     const drain = options?.drain ?? true;
-    const timeout = options?.timeout;
     if (typeof drain !== "boolean") return Promise.reject(invalidOption("drain", "a boolean", drain, PREFIX));
-    if (timeout !== undefined && (typeof timeout !== "number" || !(timeout >= 0))) {
-      return Promise.reject(invalidOption("timeout", "a number of ms ≥ 0", timeout, PREFIX));
+    let timeout: number | undefined;
+    try {
+      timeout = options?.timeout === undefined ? undefined : checkMs("timeout", options.timeout, { allowInfinity: true, prefix: PREFIX });
+    } catch (error) {
+      return Promise.reject(error);
     }
     return this.#driver.close(drain, timeout);
   }
