@@ -1,6 +1,7 @@
 // A user's ES module: the main API of each public package, as its README shows it. It is only
 // type-checked, never run, so the adapters are built without a server.
 import { AmqpTransport } from "@tranche/amqp";
+import { ExitCode, main } from "@tranche/cli";
 import * as amqpTesting from "@tranche/amqp/testing";
 import { describeTransportConformance } from "@tranche/conformance";
 import * as chaos from "@tranche/conformance/chaos";
@@ -87,7 +88,11 @@ describeTransportConformance({
   },
 });
 
+// The CLI run in-process, its output captured.
+let printed = "";
+const exit: Promise<ExitCode> = main(["depth", "--json"], { stdout: { write: (text: string) => (printed += text) }, env: {} });
+
 const isTranche: boolean = TrancheError.isInstance(new Error("x"));
 const ticking: Clock = clock;
 
-export { added, wake, held, id, stats, workerStats, observed, transports, stores, isTranche, ticking, amqpTesting, chaos, net, natsTesting, redisTesting, sqsTesting };
+export { exit, added, wake, held, id, stats, workerStats, observed, transports, stores, isTranche, ticking, amqpTesting, chaos, net, natsTesting, redisTesting, sqsTesting };

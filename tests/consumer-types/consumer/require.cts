@@ -1,6 +1,7 @@
 // A user's CommonJS module: the same packages through their `require` types (`.d.cts`).
 // `@tranche/conformance` is left out: it is an ES module only.
 import amqp = require("@tranche/amqp");
+import cli = require("@tranche/cli");
 import core = require("@tranche/core");
 import testing = require("@tranche/core/testing");
 import memory = require("@tranche/memory");
@@ -21,4 +22,6 @@ const running = new worker.Worker(transport, (requests: core.BatchRequest<number
 const telemetry = new otel.TrancheTelemetry({ destination: "numbers" });
 const adapters = [amqp.AmqpTransport, nats.NatsTransport, redis.RedisStreamsTransport, sqs.SqsTransport];
 
-export = { batches, double, running, telemetry, adapters };
+const exit: Promise<cli.ExitCode> = cli.main(["--help"]);
+
+export = { exit, batches, double, running, telemetry, adapters };

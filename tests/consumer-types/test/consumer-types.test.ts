@@ -8,7 +8,7 @@ import { beforeAll, expect, it } from "vitest";
 
 const consumer = fileURLToPath(new URL("../consumer", import.meta.url));
 const root = fileURLToPath(new URL("../../..", import.meta.url));
-const packages = ["amqp", "conformance", "core", "memory", "nats", "otel", "redis", "sqs", "worker"];
+const packages = ["amqp", "cli", "conformance", "core", "memory", "nats", "otel", "redis", "sqs", "worker"];
 /** Declarations of the `@tranche/nats` SDK that fail `exactOptionalPropertyTypes` on their own. */
 const UPSTREAM = `${sep}@nats-io${sep}`;
 
