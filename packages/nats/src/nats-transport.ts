@@ -6,15 +6,16 @@ import { openConnection, withTimeout, type Link } from "./connection.js";
 import { Header } from "./headers.js";
 import { HeldDeliveries, type Held } from "./held.js";
 import { Ledger, type MessageRecord } from "./ledger.js";
-import { attemptOf, infoOf, itemHeaders, oneLine, producerHeaders, sendHeaders } from "./message.js";
+import { attemptOf, infoOf, itemHeaders, type MessageInfo, oneLine, producerHeaders, sendHeaders } from "./message.js";
 import { invalid, PREFIX, resolveNatsTransportOptions, type NatsTransportOptions, type ResolvedNatsTransportOptions } from "./options.js";
 import { heartbeatFor, pull, type PullResult } from "./pull.js";
 import { NatsQueueAdmin } from "./queue-admin.js";
 import { ensureConsumer, ensureLedgerStream, ensureStream } from "./setup.js";
 import { deleteSettled } from "./sweep.js";
 
-// Acknowledgement bodies of the JetStream protocol (what JsMsg.ack/nak/working/term publish).
-const ACK = "+ACK";
+// Acknowledgement bodies of the JetStream protocol (what JsMsg.ack/nak/working/term publish);
+// the ack, sent once per item, encoded once.
+const ACK = new TextEncoder().encode("+ACK");
 const NAK = "-NAK";
 const WORKING = "+WPI";
 const TERM = "+TERM";
@@ -313,14 +314,16 @@ export class NatsTransport<T = unknown> implements Transport<T>, QueueAdmin<T> {
     const ledger = this.#ledger;
     const incarnation = this.#incarnation;
     const epoch = s.link.epoch;
-    const held = await Promise.all(
-      msgs.map(async (msg): Promise<Held> => {
-        const info = infoOf(msg);
-        // A redelivery may have been retried or released by another worker since the ledger was read.
-        const record = ledger === undefined || incarnation === undefined ? undefined : info.deliveryCount > 1 ? await ledger.lookup(s.jsm, incarnation, info.seq) : ledger.known(incarnation, info.seq);
-        return { msg, epoch, info, incarnation, record };
-      }),
-    );
+    const infos = msgs.map(infoOf);
+    const records = infos.map((info) => (ledger === undefined || incarnation === undefined ? undefined : ledger.known(incarnation, info.seq)));
+    // A redelivery may have been retried or released by another worker since the ledger was read.
+    const lookups: Promise<void>[] = [];
+    infos.forEach((info, i) => {
+      if (ledger === undefined || incarnation === undefined || info.deliveryCount === 1) return;
+      lookups.push(ledger.lookup(s.jsm, incarnation, info.seq).then((record) => void (records[i] = record)));
+    });
+    if (lookups.length > 0) await Promise.all(lookups);
+    const held = msgs.map((msg, i): Held => ({ msg, epoch, info: infos[i] as MessageInfo, incarnation, record: records[i] }));
     const deliveries: Delivery<T>[] = [];
     for (const h of held) {
       const { msg, info, record } = h;
