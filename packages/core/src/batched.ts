@@ -397,7 +397,6 @@ class Driver<T, R> extends BatchDriver<T, R, Request<T, R>> {
 
   /** `close({ timeout })` ran out: fail whatever is left with `ClosedError`. */
   private abandon(): void {
-    if (this.closeWaiters.length === 0) return;
     const now = this.clock.now();
     const error = () => new ClosedError("[tranche/core] closed before this item ran");
     const waiting = this.waiting;

@@ -562,8 +562,7 @@ export class Batcher<T> {
     return now;
   }
 
-  /** Puts an entry into the buffer: eligible now or delayed until `notBefore`. */
-  /** Times local (since the origin). */
+  /** Puts an entry into the buffer: eligible now or delayed until `notBefore` (times local, since the origin). */
   private enter(entry: Entry<T>, notBefore: number, now: number, enqueuedAt: number): void {
     entry._nb = notBefore;
     entry._wait = small(notBefore - enqueuedAt);

@@ -308,8 +308,9 @@ export abstract class BatchDriver<T, R, Q extends DriverItem<T, R>> {
     }
     const requests = flight.items as unknown as (Q | RetriedRequest<T, R>)[];
     if (Array.isArray(value) && value.length === requests.length) {
+      // Settles every request the handler left unsettled: none is left after it.
       this.settleEach(flight, context.wrapped, requests, value);
-      if (flight._remaining === 0) return;
+      return;
     }
     const error = new BatchResultError(value, requests.length);
     for (const request of entries) if (this.owns(flight, request)) this.fail(request, error);

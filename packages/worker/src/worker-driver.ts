@@ -372,9 +372,8 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
         void this.deadLetter(item, toError(error));
         continue;
       }
+      // Never "full": the Batcher holds a subset of what `held` counts, and `held` stays ≤ maxBuffered.
       if (added === "coalesced") this.attach(item);
-      // Cannot happen: the Batcher counts a subset of what `held` counts.
-      else if (added === "full") void this.release([item]);
     }
     if (group !== undefined && leased > 0) {
       group.items.length = leased;
