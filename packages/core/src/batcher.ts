@@ -1,7 +1,7 @@
 import { ClosedError, OversizeError, SettledError } from "./errors.js";
 import { Heap } from "./heap.js";
 import { type BatcherOptions, type FlushReason, type ResolvedOptions, resolveOptions } from "./options.js";
-import { invalidOption } from "./validation.js";
+import { checkInteger, invalidOption } from "./validation.js";
 
 /** One buffered or in-flight item. Times are epoch ms. */
 export interface Item<T> {
@@ -36,6 +36,22 @@ export interface Batch<T> {
 }
 
 export type AddResult = "accepted" | "coalesced" | "full";
+
+/**
+ * Sizes at which a Batcher compacts its own structures. They change no output, only when
+ * the bookkeeping is tidied: tests set them small so the compaction code runs.
+ * @internal
+ */
+export interface Thresholds {
+  /** Group keys kept before empty groups are swept out (then twice the live ones, at least this). @default 64 */
+  groups: number;
+  /** Dedupe keys kept before stale ones are swept out (then twice the live ones, at least this). @default 1024 */
+  keys: number;
+  /** Entries taken from the front of a group's queue before it is copied without them (when they are over half). @default 1024 */
+  queueHead: number;
+}
+
+const defaultThresholds: Thresholds = { groups: 64, keys: 1024, queueHead: 1024 };
 
 /** The last merge: `survivor` stays buffered; `dropped` is the payload that no longer is. */
 export interface Coalesced<T> {
@@ -219,14 +235,15 @@ export class Batcher<T> {
   private readyCount = 0;
   /** Groups by key; empty ones stay until a sweep, so keys are not deleted one by one. */
   private groups = new Map<string, Group<T>>();
-  private sweepGroupsAt = 64;
+  private readonly thresholds: Thresholds;
+  private sweepGroupsAt: number;
   /** Times inside are ms since `origin.at`, the first `now` seen (see `Entry._nb`). */
   private readonly origin = { at: 0 };
   private hasOrigin = false;
   private readonly defaultGroup = new Group<T>(undefined, this.origin);
   /** Buffered entry by dedupe key; a stale value (an entry no longer buffered) counts as absent. */
   private byKey: Map<string, Entry<T>> | undefined;
-  private sweepKeysAt = 1024;
+  private sweepKeysAt: number;
   /** In-flight batches, oldest first. */
   private oldest: Flight<T> | undefined = undefined;
   private newest: Flight<T> | undefined = undefined;
@@ -251,8 +268,20 @@ export class Batcher<T> {
     items: { accepted: 0, coalesced: 0, acked: 0, failed: 0, retried: 0, removed: 0 },
   };
 
-  constructor(options?: BatcherOptions<T>) {
+  constructor(options?: BatcherOptions<T>);
+  /** @internal With its compaction `thresholds` (defaults for those left out). */
+  constructor(options: BatcherOptions<T> | undefined, thresholds: Partial<Thresholds>);
+  constructor(options?: BatcherOptions<T>, thresholds?: Partial<Thresholds>) {
     this.options = resolveOptions(options);
+    this.thresholds = { ...defaultThresholds };
+    if (thresholds !== undefined) {
+      for (const name of ["groups", "keys", "queueHead"] as const) {
+        const value = thresholds[name];
+        if (value !== undefined) this.thresholds[name] = checkInteger(`thresholds.${name}`, value, { min: 1 });
+      }
+    }
+    this.sweepGroupsAt = this.thresholds.groups;
+    this.sweepKeysAt = this.thresholds.keys;
     this.byKey = this.options.dedupeKey === undefined ? undefined : new Map();
     const { sizeOf, groupBy, dedupeKey } = this.options;
     this.plain = sizeOf === undefined && groupBy === undefined && dedupeKey === undefined;
@@ -665,7 +694,7 @@ export class Batcher<T> {
       if (group.head === group.queue.length) {
         group.queue = [];
         group.head = 0;
-      } else if (group.head > 1024 && group.head * 2 > group.queue.length) {
+      } else if (group.head > this.thresholds.queueHead && group.head * 2 > group.queue.length) {
         group.queue = group.queue.slice(group.head);
         group.head = 0;
       }
@@ -812,7 +841,7 @@ export class Batcher<T> {
     const live = new Map<string, Group<T>>();
     for (const [key, group] of this.groups) if (group.held > 0) live.set(key, group);
     this.groups = live;
-    this.sweepGroupsAt = Math.max(64, live.size * 2);
+    this.sweepGroupsAt = Math.max(this.thresholds.groups, live.size * 2);
   }
 
   /** The buffered entry under a dedupe key, if any. */
@@ -827,7 +856,7 @@ export class Batcher<T> {
       const live = new Map<string, Entry<T>>();
       for (const [k, e] of byKey) if (this.buffered(k) === e) live.set(k, e);
       this.byKey = byKey = live;
-      this.sweepKeysAt = Math.max(1024, live.size * 2);
+      this.sweepKeysAt = Math.max(this.thresholds.keys, live.size * 2);
     }
     byKey.set(key, entry);
   }

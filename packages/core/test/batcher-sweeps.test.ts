@@ -78,4 +78,11 @@ describe("Batcher sweeps of empty groups and stale dedupe keys", () => {
     expect(items.filter((item) => item.payload.n === 2)).toHaveLength(3000);
     expect(batcher.stats.items).toMatchObject({ accepted: 3029, coalesced: 3000, acked: 3029 });
   });
+
+  it("takes thresholds that are whole numbers ≥ 1 only", () => {
+    expect(() => new Batcher<Job>({}, { groups: 0 })).toThrow(new TypeError("[tranche/core] Expected `thresholds.groups` to be an integer ≥ 1, got 0"));
+    expect(() => new Batcher<Job>({}, { keys: 1.5 })).toThrow(TypeError);
+    expect(() => new Batcher<Job>({}, { queueHead: Number.NaN })).toThrow(TypeError);
+    expect(() => new Batcher<Job>({}, { groups: 2, keys: 2, queueHead: 2 })).not.toThrow();
+  });
 });

@@ -16,12 +16,15 @@ import {
   addSpecWithOversize,
   batcherOptions,
   crossGroupOptionSpec,
+  manyKeysOptionSpec,
   modelOptions,
   type OptionSpec,
   optionSpec,
   type Payload,
   payloadOf,
+  thresholdSpec,
 } from "./support/model-options.js";
+import type { Thresholds } from "../src/batcher.js";
 import { type BatchView, type Call, type Outcome, RecordingBatcher, replay } from "./support/model-recorder.js";
 
 const numRuns = fcRuns(500);
@@ -452,19 +455,26 @@ function closeAndDrain(w: World, r: Real): void {
 }
 
 describe("Batcher against its reference model", () => {
-  it(`agrees with the model on every output and keeps I1–I14 after every command (${numRuns} runs)`, () => {
-    fc.assert(
-      fc.property(fc.oneof(optionSpec(), crossGroupOptionSpec()), fc.commands([command], { maxCommands: 120, size: "max" }), (spec, commands) => {
-        const options = batcherOptions(spec);
-        const w: World = { spec, model: new BatcherModel<Payload>(modelOptions(spec)), now: 0, ids: 0 };
-        const r: Real = { rec: new RecordingBatcher(options), seen: new Observer() };
-        fc.modelRun(() => ({ model: w, real: r }), commands);
-        // I12 and I1 over the whole run: close, settle everything, nothing is left.
-        closeAndDrain(w, r);
-        // I14 determinism: the same calls at the same times on a fresh Batcher give the same results.
-        expect(replay(options, r.rec.log)).toEqual(r.rec.log);
-      }),
-      { numRuns, ...(seed === undefined ? {} : { seed }) },
-    );
-  });
+  const cases = [
+    { name: "with its default thresholds", specs: fc.oneof(optionSpec(), crossGroupOptionSpec()), thresholds: fc.constant({}) },
+    // More groups and keys than the thresholds: every sweep and queue compaction runs, delayed items held meanwhile.
+    { name: "with sweep and compaction thresholds at 2–4", specs: fc.oneof(manyKeysOptionSpec(), crossGroupOptionSpec()), thresholds: thresholdSpec },
+  ];
+  for (const { name, specs, thresholds: thresholdsArb } of cases) {
+    it(`agrees with the model on every output and keeps I1–I14 after every command, ${name} (${numRuns} runs)`, () => {
+      fc.assert(
+        fc.property(specs, thresholdsArb, fc.commands([command], { maxCommands: 120, size: "max" }), (spec, thresholds: Partial<Thresholds>, commands) => {
+          const options = batcherOptions(spec);
+          const w: World = { spec, model: new BatcherModel<Payload>(modelOptions(spec)), now: 0, ids: 0 };
+          const r: Real = { rec: new RecordingBatcher(options, thresholds), seen: new Observer() };
+          fc.modelRun(() => ({ model: w, real: r }), commands);
+          // I12 and I1 over the whole run: close, settle everything, nothing is left.
+          closeAndDrain(w, r);
+          // I14 determinism: the same calls at the same times on a fresh Batcher give the same results.
+          expect(replay(options, r.rec.log, thresholds)).toEqual(r.rec.log);
+        }),
+        { numRuns, ...(seed === undefined ? {} : { seed }) },
+      );
+    });
+  }
 });

@@ -1,4 +1,5 @@
 import fc from "fast-check";
+import type { Thresholds } from "../../src/batcher.js";
 import type { BatcherOptions } from "../../src/options.js";
 import type { ModelOptions } from "./batcher-model.js";
 
@@ -17,7 +18,7 @@ export interface OptionSpec {
   readonly concurrency: number;
   /** `undefined`: the default (10 × flushEvery). */
   readonly maxBuffered: number | undefined;
-  /** 0: no `groupBy`; 1..3: `groupBy` over that many groups. */
+  /** 0: no `groupBy`; else `groupBy` over that many groups (up to 6). */
   readonly groups: number;
   /** 0: no `dedupeKey`; else that many distinct keys. */
   readonly keys: number;
@@ -97,6 +98,21 @@ export function modelOptions(spec: OptionSpec): ModelOptions<Payload> {
   };
 }
 
+/**
+ * Option sets with more groups and keys than the thresholds of `thresholdSpec` (2–4), so the
+ * sweeps of empty groups and stale keys run, among buffered and delayed items.
+ */
+export function manyKeysOptionSpec(): fc.Arbitrary<OptionSpec> {
+  return optionSpec({ groups: fc.integer({ min: 2, max: 6 }), keys: fc.integer({ min: 2, max: 8 }) });
+}
+
+/** Compaction thresholds of a Batcher (`Thresholds`) at 2–4, so every compaction runs within a short test. */
+export const thresholdSpec: fc.Arbitrary<Thresholds> = fc.record({
+  groups: fc.integer({ min: 2, max: 4 }),
+  keys: fc.integer({ min: 2, max: 4 }),
+  queueHead: fc.integer({ min: 2, max: 4 }),
+});
+
 /** What an add command asks for, independent of the options (reduced modulo them). */
 export interface AddSpec {
   readonly g: number;
@@ -109,8 +125,9 @@ export interface AddSpec {
 }
 
 export const addSpec: fc.Arbitrary<AddSpec> = fc.record({
-  g: fc.nat(2),
-  k: fc.nat(3),
+  // Reduced modulo the spec's groups and keys (see `payloadOf`): room for the most any spec has.
+  g: fc.nat(5),
+  k: fc.nat(7),
   s: fc.nat(30),
   delay: fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, { weight: 3, arbitrary: fc.integer({ min: 1, max: 60 }) }, { weight: 1, arbitrary: fc.integer({ min: -10, max: -1 }) }),
   oversize: fc.constant(false),

@@ -1,4 +1,4 @@
-import { type Batch, Batcher } from "../../src/batcher.js";
+import { type Batch, Batcher, type Thresholds } from "../../src/batcher.js";
 import type { BatcherOptions, FlushReason } from "../../src/options.js";
 import type { Payload } from "./model-options.js";
 
@@ -92,8 +92,11 @@ export class RecordingBatcher {
   readonly batcher: Batcher<Payload>;
   readonly log: { call: Call; outcome: Outcome; stats: unknown }[] = [];
 
-  constructor(readonly options: BatcherOptions<Payload>) {
-    this.batcher = new Batcher(options);
+  constructor(
+    readonly options: BatcherOptions<Payload>,
+    readonly thresholds: Partial<Thresholds> = {},
+  ) {
+    this.batcher = new Batcher(options, thresholds);
   }
 
   run(call: Call): Outcome {
@@ -103,9 +106,9 @@ export class RecordingBatcher {
   }
 }
 
-/** Plays a log's calls on a fresh Batcher with the same options; returns what the new one gave. */
-export function replay(options: BatcherOptions<Payload>, log: RecordingBatcher["log"]): RecordingBatcher["log"] {
-  const fresh = new RecordingBatcher(options);
+/** Plays a log's calls on a fresh Batcher with the same options and thresholds; returns what the new one gave. */
+export function replay(options: BatcherOptions<Payload>, log: RecordingBatcher["log"], thresholds: Partial<Thresholds> = {}): RecordingBatcher["log"] {
+  const fresh = new RecordingBatcher(options, thresholds);
   for (const { call } of log) fresh.run(call);
   return fresh.log;
 }
