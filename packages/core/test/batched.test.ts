@@ -406,7 +406,8 @@ describe("dedupeKey and coalesce", () => {
     expect(b).toMatchObject({ state: "rejected", reason: boom });
   });
 
-  it("a retried item merges into a buffered one with its key; both callers get the survivor's result", async () => {
+  /** A batch holding v1 retries it once `gate` opens; any other batch answers v × 10. */
+  function retriedOnGate() {
     const gate = deferred();
     const { clock, calls, fn } = setup<{ key: string; v: number }, number>(
       { dedupeKey, flushInterval: 100, retry: { attempts: 3 } },
@@ -419,6 +420,11 @@ describe("dedupeKey and coalesce", () => {
         return requests.map((r) => r.payload.v * 10);
       },
     );
+    return { gate, clock, calls, fn };
+  }
+
+  it("a retried item merges into a buffered one with its key; both callers get the survivor's result", async () => {
+    const { gate, clock, calls, fn } = retriedOnGate();
     const a = track(fn({ key: "k", v: 1 }));
     await clock.advance(100); // v1 in flight
     const b = track(fn({ key: "k", v: 2 })); // buffered under the same key
@@ -428,6 +434,18 @@ describe("dedupeKey and coalesce", () => {
     expect(a).toMatchObject({ state: "fulfilled", value: 20 });
     expect(b).toMatchObject({ state: "fulfilled", value: 20 });
     expect(fn.stats.items).toMatchObject({ accepted: 2, coalesced: 1, retried: 1, acked: 1 });
+  });
+
+  it("a retried item absorbed by a buffered one carries its merged callers along: all get the survivor's result", async () => {
+    const { gate, clock, calls, fn } = retriedOnGate();
+    const first = [track(fn({ key: "k", v: 1 })), track(fn({ key: "k", v: 11 }))];
+    await clock.advance(100); // v1, with v11 merged into it, in flight
+    const second = [track(fn({ key: "k", v: 2 })), track(fn({ key: "k", v: 22 }))]; // v2 buffered, v22 merged into it
+    gate.resolve();
+    await clock.advance(100);
+    expect(calls.map((c) => c.payloads)).toEqual([[{ key: "k", v: 1 }], [{ key: "k", v: 2 }]]);
+    for (const call of [...first, ...second]) expect(call).toMatchObject({ state: "fulfilled", value: 20 });
+    expect(fn.stats.items).toMatchObject({ accepted: 2, coalesced: 3, retried: 1, acked: 1 });
   });
 
   it("an item in flight is not buffered: a new call with its key is a new item", async () => {
@@ -1276,6 +1294,24 @@ describe("close()", () => {
     await Promise.all([fn.close({ timeout: 10 }), clock.advance(10)]);
     expect(b.reason).toBeInstanceOf(ClosedError);
     expect(fn.stats.waiting).toBe(0);
+  });
+
+  it("close({ timeout }) fails the callers merged into each item it gives up on, in flight, buffered or delayed", async () => {
+    const { clock, fn } = setup<{ key: string; v: number }>(
+      { dedupeKey: (p) => p.key, flushEvery: 2, flushInterval: 60_000 },
+      () => new Promise(() => {}),
+    );
+    // Two keys merge into a batch that hangs; "c" waits behind it (one slot); "d" is delayed.
+    const inFlight = [{ key: "a", v: 1 }, { key: "a", v: 2 }, { key: "b", v: 1 }, { key: "b", v: 2 }].map((p) => track(fn(p)));
+    await tick(clock);
+    const buffered = [{ key: "c", v: 1 }, { key: "c", v: 2 }].map((p) => track(fn(p)));
+    const delayed = [track(fn({ key: "d", v: 1 }, { delay: 5000 })), track(fn({ key: "d", v: 2 }))];
+    await tick(clock);
+    expect(fn.stats).toMatchObject({ held: 2, delayed: 1, inFlight: 2, items: { accepted: 4, coalesced: 4 } });
+    await Promise.all([fn.close({ timeout: 10 }), clock.advance(10)]);
+    for (const call of inFlight) expect((call.reason as Error).message).toMatch(/while this item's handler was still running/);
+    for (const call of [...buffered, ...delayed]) expect((call.reason as Error).message).toMatch(/before this item ran/);
+    for (const call of [...inFlight, ...buffered, ...delayed]) expect(call.reason).toBeInstanceOf(ClosedError);
   });
 
   it("close({ timeout }) that is not needed clears its timer", async () => {
