@@ -3,7 +3,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { fcRuns } from "../../../scripts/fc-runs.js";
-import { ClosedError, batched, type BatchRequest } from "../src/index.js";
+import { ClosedError, TimeoutError, batched, type BatchRequest } from "../src/index.js";
 import { SimulatedClock } from "../src/testing.js";
 
 const numRuns = fcRuns(200);
@@ -248,6 +248,131 @@ describe("batched() under arbitrary interleavings", () => {
           }
           expect(fn.stats.items.accepted + fn.stats.items.coalesced).toBe(items.length);
           expect(fn.stats.held).toBe(0);
+          expect(clock.pendingTimers).toBe(0);
+        },
+      ),
+      params,
+    );
+  });
+
+  it("with coalescing, handler timeouts, retries and close({ timeout }): every caller settles once, with its survivor's outcome", async () => {
+    /** ack / error: settled so; retryOnce: `retry()` on its first try, then acked; hang: never settled, so its batch times out. */
+    type Act = "ack" | "error" | "retryOnce" | "hang";
+    interface Call {
+      n: number;
+      key: string;
+      act: Act;
+      /** Countdown of the call: a delayed item may still be buffered when close({ timeout }) gives up. */
+      delay: number;
+    }
+    const attempts = 2;
+    const handlerTimeout = 20;
+    const closeArb = fc.constantFrom<"none" | "close" | "timeout">("none", "close", "timeout");
+    const callArb = fc.record({ key: fc.constantFrom("a", "b", "c"), act: fc.constantFrom<Act>("ack", "ack", "error", "retryOnce", "hang"), delay: fc.constantFrom(0, 0, 40) });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.scheduler(),
+        fc.array(callArb, { minLength: 1, maxLength: 12 }),
+        fc.record({ concurrency: fc.integer({ min: 1, max: 2 }), flushEvery: fc.integer({ min: 1, max: 3 }), close: closeArb }),
+        async (s, drawn, config) => {
+          const calls: Call[] = drawn.map((c, n) => ({ n, ...c }));
+          const clock = new SimulatedClock();
+          /** What the handler last settled each payload with; how often each was handed over. */
+          const final = new Map<number, string>();
+          const handed = new Map<number, number>();
+          const fn = batched<Call, string>(
+            async (requests) => {
+              for (const r of requests) handed.set(r.payload.n, (handed.get(r.payload.n) ?? 0) + 1);
+              await s.schedule(Promise.resolve(), "handler");
+              let hangs = false;
+              for (const r of requests) {
+                const { n, act } = r.payload;
+                if (act === "hang") hangs = true;
+                else if (act === "error") {
+                  r.fail(new Error(`e${n}`));
+                  final.set(n, `e${n}`);
+                } else if (act === "retryOnce" && r.attempt === 1) r.retry();
+                else {
+                  r.ack(`r${n}`);
+                  final.set(n, `r${n}`);
+                }
+              }
+              if (hangs) await new Promise(() => {});
+            },
+            {
+              clock,
+              flushEvery: config.flushEvery,
+              flushInterval: 5,
+              concurrency: config.concurrency,
+              handlerTimeout,
+              dedupeKey: (c) => c.key,
+              retry: { attempts, backoff: { type: "fixed", delay: 5 } },
+            },
+          );
+
+          const outcomes = new Map<number, { settles: number; afterClose: boolean; value?: string; error?: unknown }>();
+          let closeAt: number | undefined;
+          let closed = false;
+          const arrive = s.scheduleFunction(async (_n: number) => {});
+          for (const call of calls) {
+            void arrive(call.n).then(() => {
+              const outcome = { settles: 0, afterClose: closeAt !== undefined };
+              outcomes.set(call.n, outcome);
+              fn(call, { delay: call.delay }).then(
+                (value) => Object.assign(outcome, { settles: outcome.settles + 1, value }),
+                (error: unknown) => Object.assign(outcome, { settles: outcome.settles + 1, error }),
+              );
+            });
+          }
+          const close = () => {
+            closeAt = clock.now();
+            void fn.close(config.close === "timeout" ? { timeout: 30 } : undefined).then(() => (closed = true));
+          };
+          if (config.close !== "none") void s.schedule(Promise.resolve(), "close()").then(close);
+          const settled = () => outcomes.size === calls.length && [...outcomes.values()].every((o) => o.settles > 0);
+          for (let step = 0; step < 400 && !(settled() && closed); step++) {
+            await s.waitIdle();
+            if (settled() && closeAt === undefined) close();
+            else await clock.advance(5);
+          }
+
+          expect(closed).toBe(true);
+          const cutAt = config.close === "timeout" && closeAt !== undefined ? closeAt + 30 : Infinity;
+          for (const call of calls) {
+            const outcome = outcomes.get(call.n)!;
+            const label = `call ${call.n} (${call.key}, ${call.act})`;
+            expect(outcome.settles, label).toBe(1);
+            if (outcome.afterClose) {
+              expect(outcome.error, label).toBeInstanceOf(ClosedError);
+              expect(handed.has(call.n), label).toBe(false);
+              continue;
+            }
+            const sameKey = calls.filter((c) => c.key === call.key);
+            if (outcome.error instanceof ClosedError) {
+              // Only close({ timeout }) fails a caller, when it gives up.
+              expect(clock.now(), label).toBeGreaterThanOrEqual(cutAt);
+              continue;
+            }
+            if (outcome.error instanceof TimeoutError) {
+              // Its survivor hung on every try.
+              expect(sameKey.some((c) => c.act === "hang" && handed.get(c.n) === attempts), label).toBe(true);
+              continue;
+            }
+            // A value or an error the handler settled some call of the same key with, last.
+            const got = outcome.error === undefined ? outcome.value : (outcome.error as Error).message;
+            const source = Number(got?.slice(1));
+            expect(sameKey.map((c) => c.n), `${label} got ${got}`).toContain(source);
+            expect(final.get(source), `${label} got ${got}`).toBe(got);
+            // A call whose own payload ended with an outcome in the handler gets exactly that one.
+            if (final.has(call.n)) expect(got, label).toBe(final.get(call.n));
+          }
+          const stats = fn.stats;
+          expect(stats).toMatchObject({ held: 0, inFlight: 0, inFlightBatches: 0, waiting: 0 });
+          if (cutAt === Infinity) {
+            // Every call before close either reached an outcome or was merged (a call, or a retry absorbed).
+            const before = [...outcomes.values()].filter((o) => !o.afterClose).length;
+            expect(stats.items.acked + stats.items.failed + stats.items.coalesced).toBe(before);
+          }
           expect(clock.pendingTimers).toBe(0);
         },
       ),
