@@ -8,6 +8,11 @@ export interface PackageBuild {
    * without `require(esm)` (before 20.19).
    */
   bundleInCjs?: string[];
+  /**
+   * Entries share their common modules as chunks instead of each bundling its own copy: one
+   * class, one `instanceof`, for a package whose entries expose the same classes.
+   */
+  splitting?: boolean;
 }
 
 /** Build settings every package shares; a package's tsup.config.ts names only its entries. */
@@ -26,7 +31,7 @@ export function packageConfig(entry: Record<string, string>, build: PackageBuild
     clean: true,
     target: "node20",
     platform: "node",
-    splitting: false,
+    splitting: build.splitting ?? false,
     treeshake: true,
     // Error classes are matched by name across package copies: keep class names through bundling.
     keepNames: true,

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import { decodeWith, type Codec, type Delivery } from "@tranche/core";
+import { type Codec, type Delivery } from "@tranche/core";
+import { decodeWith } from "@tranche/core/internal";
 import type { Message } from "amqplib";
 import type { Consumer } from "./consumer.js";
 import { count, DELIVERY_COUNT, Header } from "./headers.js";

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Message } from "amqplib";
-import { ClosedError, checkHeaders, checkInteger, checkMs, checkTime, type Delivery, type SendManyOptions, type SendOptions, type Transport, type TransportCapabilities, type DeadLetter, type DeadLetterPage, type QueueAdmin, type QueueDepth } from "@tranche/core";
+import { ClosedError, type Delivery, type SendManyOptions, type SendOptions, type Transport, type TransportCapabilities, type DeadLetter, type DeadLetterPage, type QueueAdmin, type QueueDepth } from "@tranche/core";
+import { checkHeaders, checkInteger, checkMs, checkTime } from "@tranche/core/internal";
 import { AmqpDelivery, type Handle } from "./amqp-delivery.js";
 import { Link, type Session } from "./connection.js";
 import { Consumer } from "./consumer.js";

@@ -1,4 +1,5 @@
-import { checkMs, decodeWith, type DeadLetter, type DeadLetterPage, type QueueDepth, checkDeadLetterIds, checkDeadLetterPage } from "@tranche/core";
+import { type DeadLetter, type DeadLetterPage, type QueueDepth } from "@tranche/core";
+import { checkMs, decodeWith, checkDeadLetterIds, checkDeadLetterPage } from "@tranche/core/internal";
 import type { Channel, Message } from "amqplib";
 import { itemId } from "./amqp-delivery.js";
 import type { Session } from "./connection.js";

@@ -1,4 +1,5 @@
-import { type Delivery, type Transport, type TransportCapabilities, invalidOption } from "@tranche/core";
+import { type Delivery, type Transport, type TransportCapabilities } from "@tranche/core";
+import { invalidOption } from "@tranche/core/internal";
 import { type ConformanceOptions, type ConformanceQueue, PREFIX } from "./options.js";
 import type { TcpProxy } from "./tcp-proxy.js";
 

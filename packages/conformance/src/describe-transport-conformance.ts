@@ -1,4 +1,4 @@
-import { invalidOption } from "@tranche/core";
+import { invalidOption } from "@tranche/core/internal";
 import type { Transport, TransportCapabilities } from "@tranche/core";
 import { describe, it } from "vitest";
 import { conformanceCases } from "./cases.js";

@@ -1,11 +1,12 @@
-import { type AddResult, type BatcherStats, Entry, type Flight } from "./batcher.js";
+import type { AddResult, BatcherStats } from "./batcher-api.js";
+import { Entry, type Flight } from "./batcher.js";
 import { systemClock } from "./clock.js";
-import { BatchDriver, type BatchHandler, type BatchRequest, type DriverItem } from "./driver.js";
+import { BatchDriver, type DriverItem } from "./driver.js";
+import type { BatchHandler, BatchRequest } from "./handler.js";
 import { BufferFullError, ClosedError, SettledError } from "./errors.js";
 import type { BatcherOptions } from "./options.js";
 import { checkMs, invalidOption } from "./validation.js";
 
-export type { BatchContext, BatchHandler, BatchRequest } from "./driver.js";
 
 export interface BatchOptions<T> extends BatcherOptions<T> {
   /** What a call does when `maxBuffered` is reached: wait for room (FIFO) or reject with `BufferFullError`. @default "wait" */

@@ -2,40 +2,7 @@ import { ClosedError, OversizeError, SettledError } from "./errors.js";
 import { Heap } from "./heap.js";
 import { type BatcherOptions, type FlushReason, type ResolvedOptions, resolveOptions } from "./options.js";
 import { checkInteger, invalidOption } from "./validation.js";
-
-/** One buffered or in-flight item. Times are epoch ms. */
-export interface Item<T> {
-  readonly id: string;
-  readonly payload: T;
-  /** Tries so far including the current one: 1 on the first. */
-  readonly attempt: number;
-  /** When the item first entered the buffer. */
-  readonly enqueuedAt: number;
-  /** When the item became (or becomes) eligible. */
-  readonly notBefore: number;
-}
-
-/** What `Batcher.add` takes. */
-export interface NewItem<T> {
-  /** Item id; generated from a counter when absent. */
-  id?: string;
-  payload: T;
-  /** Absolute time (epoch ms) before which the item is delayed. @default now */
-  notBefore?: number;
-  /** Tries already made, counting this one. @default 1 */
-  attempt?: number;
-}
-
-/** A list of items of one group handed over together. */
-export interface Batch<T> {
-  readonly id: string;
-  readonly reason: FlushReason;
-  /** The group key when `groupBy` is set, else absent or `undefined`. */
-  readonly group?: string | undefined;
-  readonly items: Item<T>[];
-}
-
-export type AddResult = "accepted" | "coalesced" | "full";
+import type { AddResult, Batch, Batcher as BatcherApi, BatcherStats, Coalesced, Item, NewItem } from "./batcher-api.js";
 
 /**
  * Sizes at which a Batcher compacts its own structures. They change no output, only when
@@ -52,26 +19,6 @@ export interface Thresholds {
 }
 
 const defaultThresholds: Thresholds = { groups: 64, keys: 1024, queueHead: 1024 };
-
-/** The last merge: `survivor` stays buffered; `dropped` is the payload that no longer is. */
-export interface Coalesced<T> {
-  readonly survivor: Item<T>;
-  readonly dropped: T;
-}
-
-export interface BatcherStats {
-  /** Items buffered: eligible + delayed. */
-  held: number;
-  eligible: number;
-  delayed: number;
-  /** Unsettled items in in-flight batches. */
-  inFlight: number;
-  inFlightBatches: number;
-  /** Batches started, by flush reason. */
-  batches: Record<FlushReason, number>;
-  /** Items by what happened to them. */
-  items: { accepted: number; coalesced: number; acked: number; failed: number; retried: number; removed: number };
-}
 
 // Entry states.
 const ELIGIBLE = 0;
@@ -208,14 +155,11 @@ const earlier = <T>(a: Entry<T>, b: Entry<T>): boolean =>
   a._nb < b._nb || (a._nb === b._nb && a._order < b._order);
 
 /**
- * The pure batching state machine: it decides which items form which batch and
- * when, and tracks every item to its outcome. It keeps no timers, makes no
- * promises and never reads the clock: every method takes `now` (epoch ms), and
- * `nextWake()` says when the driver should call `poll` again.
- *
- * Drivers: `batched()` for in-process callbacks, `Worker` for transports.
+ * The Batcher of `@tranche/core` (see its public declaration in batcher-api.ts), with the
+ * `_`-members its drivers use: they hand it entries they built and settle them directly,
+ * without looking them up by id.
  */
-export class Batcher<T> {
+export class Batcher<T> implements BatcherApi<T> {
   readonly options: ResolvedOptions<T>;
 
   private readonly delayed = new Heap<Entry<T>>(earlier);

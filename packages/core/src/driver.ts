@@ -1,50 +1,10 @@
-import { type Batch, Batcher, Entry, type Flight } from "./batcher.js";
+import type { Batch } from "./batcher-api.js";
+import { Batcher, Entry, type Flight } from "./batcher.js";
 import { type Clock, systemClock } from "./clock.js";
 import { BatchResultError, RetriesExhaustedError, SettledError, TimeoutError } from "./errors.js";
 import { type BatcherOptions, type FlushReason, backoffDelay } from "./options.js";
 import { checkMs, invalidOption } from "./validation.js";
-
-/** One item as the handler sees it: the successor of celery-batches' `SimpleRequest`. */
-export interface BatchRequest<T, R> {
-  readonly id: string;
-  readonly payload: T;
-  /** Tries so far including this one: 1 on the first. For a `Worker`, deliveries so far (see `retries`). */
-  readonly attempt: number;
-  /**
-   * Handler runs of the item that ended with a retry, before this one: `attempt - 1`
-   * in-process. A `Worker`'s transport tells it (a delivery can also end without a run: a
-   * crash, a lease expiry); `undefined` when the transport cannot.
-   */
-  readonly retries?: number;
-  /** A `Worker`'s item: the headers it was sent with (a trace context, say). */
-  readonly headers?: Readonly<Record<string, string>>;
-  /** Epoch ms when the item entered the buffer. */
-  readonly enqueuedAt: number;
-  /** Settle with a result. */
-  ack(result?: R): void;
-  /** Settle with an error; terminal. */
-  fail(error: unknown): void;
-  /** Run again, not before `delay` ms from now (the `retry.backoff` delay when absent), while `retry.attempts` allows. */
-  retry(options?: { delay?: number }): void;
-}
-
-export interface BatchContext {
-  readonly batchId: string;
-  readonly reason: FlushReason;
-  readonly group?: string;
-  /** Aborts with a `TimeoutError` after `handlerTimeout`, or with a `ClosedError` when `close({ timeout })` gives up. */
-  readonly signal: AbortSignal;
-}
-
-/**
- * Receives a batch. Return an array as long as `requests` (an `Error` element
- * fails that request only), or nothing to ack every request not settled yet.
- * A throw retries the unsettled requests per `retry`, else fails them with it.
- */
-export type BatchHandler<T, R> = (
-  requests: BatchRequest<T, R>[],
-  context: BatchContext,
-) => (R | Error)[] | void | Promise<(R | Error)[] | void>;
+import type { BatchContext, BatchHandler, BatchRequest } from "./handler.js";
 
 /**
  * An item as a `BatchDriver` keeps it: the Batcher's entry and the handler's request in one
@@ -57,8 +17,11 @@ export interface DriverItem<T, R> extends Entry<T> {
   merged: DriverItem<T, R>[] | undefined;
   readonly retries?: number | undefined;
   readonly headers?: Readonly<Record<string, string>> | undefined;
+  /** Settles the item with a result (its driver's `ack`). */
   ack(result?: R): void;
+  /** Settles the item with an error (its driver's `fail`). */
   fail(error: unknown): void;
+  /** Asks its driver to run the item again, not before `delay` ms from now. */
   retry(options?: { delay?: number }): void;
 }
 
@@ -83,14 +46,17 @@ export class DriverRequest<T, R> extends Entry<T> implements DriverItem<T, R> {
     this.merged = undefined;
   }
 
+  /** Settles the item with a result (its driver's `ack`). */
   ack(result?: R): void {
     this.driver.ack(this.firstTry(), result);
   }
 
+  /** Settles the item with an error (its driver's `fail`). */
   fail(error: unknown): void {
     this.driver.fail(this.firstTry(), error);
   }
 
+  /** Asks its driver to run the item again, not before `delay` ms from now. */
   retry(options?: { delay?: number }): void {
     this.driver.retry(this.firstTry(), options?.delay);
   }
@@ -372,6 +338,7 @@ export abstract class BatchDriver<T, R, Q extends DriverItem<T, R>> {
     flight._driver = undefined;
   }
 
+  /** Whether `request` is still in `flight` (not moved on by a retry). */
   protected owns(flight: Flight<T>, request: Q): boolean {
     return request._flight === flight;
   }

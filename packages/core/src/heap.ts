@@ -37,6 +37,7 @@ export class Heap<E> {
     return this.elements[0];
   }
 
+  /** Adds an element. */
   push(element: E): void {
     this.elements.push(element);
     this.up(this.elements.length - 1);
@@ -68,6 +69,7 @@ export class Heap<E> {
     if (!this.up(index)) this.down(index);
   }
 
+  /** Removes every element. */
   clear(): void {
     this.elements.length = 0;
   }

@@ -1,12 +1,11 @@
-export { Batcher } from "./batcher.js";
-export type { AddResult, Batch, BatcherStats, Coalesced, Flight, Item, NewItem } from "./batcher.js";
+export { Batcher } from "./batcher-api.js";
+export type { AddResult, Batch, BatcherConstructor, BatcherStats, Coalesced, Item, NewItem } from "./batcher-api.js";
 export { batched } from "./batched.js";
 export type { BatchOptions, Batched, BatchedStats, CallOptions } from "./batched.js";
-export { BatchDriver, DriverRequest } from "./driver.js";
-export type { BatchContext, BatchHandler, BatchRequest, DriverItem } from "./driver.js";
+export type { BatchContext, BatchHandler, BatchRequest } from "./handler.js";
 export { systemClock } from "./clock.js";
 export type { Clock } from "./clock.js";
-export { decodeWith, jsonCodec } from "./codec.js";
+export { jsonCodec } from "./codec.js";
 export type { Codec } from "./codec.js";
 export {
   BatchResultError,
@@ -20,10 +19,7 @@ export {
   TrancheError,
   TransportError,
 } from "./errors.js";
-export { Heap } from "./heap.js";
-export { backoffDelay, resolveOptions } from "./options.js";
-export type { Backoff, BatcherOptions, FlushReason, ResolvedOptions, RetryOptions } from "./options.js";
-export { errorInfo } from "./transport.js";
+export type { Backoff, BatcherOptions, FlushReason, RetryOptions } from "./options.js";
 export type {
   DeadLetter,
   DeadLetterPage,
@@ -38,5 +34,3 @@ export type {
   Transport,
   TransportCapabilities,
 } from "./transport.js";
-export { checkDeadLetterIds, checkDeadLetterPage, checkHeaders, checkInteger, checkMs, checkTime, invalidOption, quote } from "./validation.js";
-export type { CheckOptions, RangeOptions } from "./validation.js";

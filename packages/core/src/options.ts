@@ -64,10 +64,13 @@ export interface ResolvedOptions<T> {
   readonly flushEvery: number;
   readonly flushInterval: number;
   readonly maxBatchBytes: number;
+  /** `undefined` when not given. */
   readonly sizeOf: ((payload: T) => number) | undefined;
   readonly concurrency: number;
   readonly maxBuffered: number;
+  /** `undefined` when not given: one group. */
   readonly groupBy: ((payload: T) => string) | undefined;
+  /** `undefined` when not given: no coalescing. */
   readonly dedupeKey: ((payload: T) => string) | undefined;
   readonly coalesce: "first" | "last";
   readonly attempts: number;

@@ -1,19 +1,5 @@
 import { describe, expect, it } from "vitest";
-import {
-  BatchResultError,
-  BufferFullError,
-  ClosedError,
-  OversizeError,
-  RetriesExhaustedError,
-  SettledError,
-  TimeoutError,
-  batched,
-  type BatchContext,
-  type BatchHandler,
-  type BatchOptions,
-  type BatchRequest,
-  type FlushReason,
-} from "../src/index.js";
+import { BatchResultError, BufferFullError, ClosedError, OversizeError, RetriesExhaustedError, SettledError, TimeoutError, batched, type BatchContext, type BatchHandler, type BatchOptions, type BatchRequest, type FlushReason } from "../src/index.js";
 import { SimulatedClock } from "../src/testing.js";
 
 // ---- helpers ----

@@ -1,7 +1,8 @@
 // Groups and dedupe keys are dropped in sweeps rather than one by one (see the note in
 // batcher.ts). These tests drive enough distinct groups and keys to run the sweeps.
 import { describe, expect, it } from "vitest";
-import { Batcher, type Batch } from "../src/index.js";
+import type { Batch } from "../src/index.js";
+import { Batcher } from "../src/internal.js";
 
 interface Job {
   group: string;

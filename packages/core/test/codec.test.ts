@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { type Codec, DecodeError, decodeWith, jsonCodec } from "../src/index.js";
+import { type Codec, DecodeError, jsonCodec } from "../src/index.js";
+import { decodeWith } from "../src/internal.js";
 
 describe("jsonCodec", () => {
   it("round-trips JSON payloads from text and from UTF-8 bytes", () => {

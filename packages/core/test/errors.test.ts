@@ -6,17 +6,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import * as core from "../src/index.js";
-import {
-  BatchResultError,
-  BufferFullError,
-  ClosedError,
-  DecodeError,
-  OversizeError,
-  RetriesExhaustedError,
-  SettledError,
-  TimeoutError,
-  TrancheError,
-} from "../src/index.js";
+import { BatchResultError, BufferFullError, ClosedError, DecodeError, OversizeError, RetriesExhaustedError, SettledError, TimeoutError, TrancheError } from "../src/index.js";
 
 /** What every error class offers, whatever its constructor takes. */
 interface ErrorClass {

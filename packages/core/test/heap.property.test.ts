@@ -7,7 +7,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { fcRuns } from "../../../scripts/fc-runs.js";
-import { Heap } from "../src/index.js";
+import { Heap } from "../src/internal.js";
 
 const numRuns = fcRuns(300);
 const seed = process.env.FC_SEED === undefined ? undefined : Number(process.env.FC_SEED);

@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from "vitest";
-import { type Backoff, Batcher, type BatchOptions, backoffDelay, batched, resolveOptions } from "../src/index.js";
+import { type Backoff, Batcher, type BatchOptions, batched } from "../src/index.js";
+import { backoffDelay, resolveOptions } from "../src/internal.js";
 import { SimulatedClock } from "../src/testing.js";
 
 const noop = () => {};

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { checkDeadLetterIds, checkDeadLetterPage, checkInteger, checkMs, checkTime, invalidOption, quote } from "../src/index.js";
+import { checkDeadLetterIds, checkDeadLetterPage, checkInteger, checkMs, checkTime, invalidOption, quote } from "../src/internal.js";
 
 describe("quote", () => {
   it.each([

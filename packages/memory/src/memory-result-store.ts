@@ -1,4 +1,5 @@
-import { TimeoutError, TransportError, checkInteger, checkMs, jsonCodec, systemClock } from "@tranche/core";
+import { TimeoutError, TransportError, jsonCodec, systemClock } from "@tranche/core";
+import { checkInteger, checkMs } from "@tranche/core/internal";
 import type { Clock, Codec, Outcome, ResultStore } from "@tranche/core";
 import { type HeapNode, KeyedHeap } from "./keyed-heap.js";
 import { PREFIX, checkClock, checkOptionsObject, invalid, unref } from "./options.js";

@@ -1,4 +1,5 @@
-import { ClosedError, TransportError, checkDeadLetterIds, checkDeadLetterPage, checkHeaders, checkInteger, checkMs, checkTime, decodeWith, errorInfo, jsonCodec, systemClock } from "@tranche/core";
+import { ClosedError, TransportError, jsonCodec, systemClock } from "@tranche/core";
+import { checkDeadLetterIds, checkDeadLetterPage, checkHeaders, checkInteger, checkMs, checkTime, decodeWith, errorInfo } from "@tranche/core/internal";
 import type { Clock, Codec, DeadLetter, DeadLetterPage, Delivery, QueueDepth, SendManyOptions, SendOptions, Transport, TransportCapabilities } from "@tranche/core";
 import { DeadLetterList } from "./dead-letters.js";
 import { type HeapNode, KeyedHeap } from "./keyed-heap.js";

@@ -1,4 +1,5 @@
-import { type Clock, invalidOption } from "@tranche/core";
+import { type Clock } from "@tranche/core";
+import { invalidOption } from "@tranche/core/internal";
 
 /** Message prefix of this package's errors. */
 export const PREFIX = "[tranche/memory]";

@@ -1,4 +1,4 @@
-import { checkHeaders } from "@tranche/core";
+import { checkHeaders } from "@tranche/core/internal";
 import { headers as natsHeaders, type Msg, type MsgHdrs } from "@nats-io/transport-node";
 import { Header } from "./headers.js";
 import { PREFIX, invalid } from "./options.js";

@@ -1,4 +1,5 @@
-import { ClosedError, TimeoutError, TransportError, checkMs, type Outcome, type ResultStore } from "@tranche/core";
+import { ClosedError, TimeoutError, TransportError, type Outcome, type ResultStore } from "@tranche/core";
+import { checkMs } from "@tranche/core/internal";
 import { jetstream } from "@nats-io/jetstream";
 import { KvWatchInclude, Kvm, type KV, type KvEntry } from "@nats-io/kv";
 import { describe, transportError } from "./classify.js";

@@ -1,4 +1,5 @@
-import { ClosedError, TransportError, checkInteger, checkMs, checkTime, decodeWith, type Delivery, type SendManyOptions, type SendOptions, type Transport, type TransportCapabilities, type DeadLetter, type DeadLetterPage, type QueueAdmin, type QueueDepth } from "@tranche/core";
+import { ClosedError, TransportError, type Delivery, type SendManyOptions, type SendOptions, type Transport, type TransportCapabilities, type DeadLetter, type DeadLetterPage, type QueueAdmin, type QueueDepth } from "@tranche/core";
+import { checkInteger, checkMs, checkTime, decodeWith } from "@tranche/core/internal";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type PubAck } from "@nats-io/jetstream";
 import { nuid, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { encodeWith, isNoResponders, transportError } from "./classify.js";

@@ -1,4 +1,5 @@
-import { checkInteger, checkMs, invalidOption, jsonCodec, systemClock, type Clock, type Codec } from "@tranche/core";
+import { jsonCodec, systemClock, type Clock, type Codec } from "@tranche/core";
+import { checkInteger, checkMs, invalidOption } from "@tranche/core/internal";
 import type { StreamConfig } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 

@@ -1,4 +1,5 @@
-import { checkMs, decodeWith, type DeadLetter, type DeadLetterPage, type QueueDepth, checkDeadLetterIds, checkDeadLetterPage } from "@tranche/core";
+import { type DeadLetter, type DeadLetterPage, type QueueDepth } from "@tranche/core";
+import { checkMs, decodeWith, checkDeadLetterIds, checkDeadLetterPage } from "@tranche/core/internal";
 import { JetStreamApiCodes, type JetStreamManager, type MsgRequest } from "@nats-io/jetstream";
 import type { MsgHdrs } from "@nats-io/transport-node";
 import { transportError } from "./classify.js";

@@ -1,5 +1,6 @@
 import { type MeterProvider, type TextMapPropagator, type TracerProvider, metrics, propagation, trace } from "@opentelemetry/api";
-import { type BatchHandler, type BatchOptions, type Batched, type CallOptions, type Transport, batched, invalidOption } from "@tranche/core";
+import { type BatchHandler, type BatchOptions, type Batched, type CallOptions, type Transport, batched } from "@tranche/core";
+import { invalidOption } from "@tranche/core/internal";
 import { ATTR } from "./names.js";
 import { Recorder, type StatsSource, errorType } from "./recorder.js";
 import { traceHandler } from "./traced-handler.js";

@@ -1,4 +1,4 @@
-import { decodeWith } from "@tranche/core";
+import { decodeWith } from "@tranche/core/internal";
 import type { Codec, DeadLetter, ErrorInfo } from "@tranche/core";
 import { fieldsOf } from "./redis-delivery.js";
 

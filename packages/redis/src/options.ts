@@ -1,5 +1,6 @@
 import { hostname } from "node:os";
-import { type Codec, checkMs, invalidOption } from "@tranche/core";
+import { type Codec } from "@tranche/core";
+import { checkMs, invalidOption } from "@tranche/core/internal";
 import type { RedisClientType } from "redis";
 
 /** Any node-redis v5 client (`createClient()`), whatever its modules, scripts and RESP version. */

@@ -1,4 +1,4 @@
-import { checkMs, checkDeadLetterIds, checkDeadLetterPage } from "@tranche/core";
+import { checkMs, checkDeadLetterIds, checkDeadLetterPage } from "@tranche/core/internal";
 import type { Codec, DeadLetter, DeadLetterPage, QueueDepth } from "@tranche/core";
 import { RESP_TYPES } from "redis";
 import type { Connection } from "./connection.js";

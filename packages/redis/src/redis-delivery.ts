@@ -1,4 +1,5 @@
-import { DecodeError, decodeWith } from "@tranche/core";
+import { DecodeError } from "@tranche/core";
+import { decodeWith } from "@tranche/core/internal";
 import type { Codec, Delivery } from "@tranche/core";
 import type { RedisArgument } from "redis";
 import { PREFIX } from "./options.js";

@@ -1,4 +1,5 @@
-import { ClosedError, TimeoutError, TransportError, checkMs } from "@tranche/core";
+import { ClosedError, TimeoutError, TransportError } from "@tranche/core";
+import { checkMs } from "@tranche/core/internal";
 import type { Outcome, ResultStore } from "@tranche/core";
 import { Connection, ignore } from "./connection.js";
 import { encodeError } from "./errors.js";

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { ClosedError, checkHeaders, checkInteger, checkMs, checkTime, errorInfo, jsonCodec } from "@tranche/core";
+import { ClosedError, jsonCodec } from "@tranche/core";
+import { checkHeaders, checkInteger, checkMs, checkTime, errorInfo } from "@tranche/core/internal";
 import type { Codec, DeadLetter, DeadLetterPage, Delivery, QueueAdmin, QueueDepth, SendManyOptions, SendOptions, Transport, TransportCapabilities } from "@tranche/core";
 import { RESP_TYPES } from "redis";
 import type { RedisArgument } from "redis";

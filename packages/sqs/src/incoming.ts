@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Message } from "@aws-sdk/client-sqs";
-import { type Codec, decodeWith, type Delivery } from "@tranche/core";
+import { type Codec, type Delivery } from "@tranche/core";
+import { decodeWith } from "@tranche/core/internal";
 import { headersOf, numberOf, SQS_ATTRIBUTES } from "./attributes.js";
 import type { Receipt } from "./receipt.js";
 

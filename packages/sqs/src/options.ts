@@ -1,5 +1,6 @@
 import type { SQSClient, SQSClientConfig } from "@aws-sdk/client-sqs";
-import { type Clock, type Codec, checkInteger, checkMs, invalidOption, jsonCodec, systemClock } from "@tranche/core";
+import { type Clock, type Codec, jsonCodec, systemClock } from "@tranche/core";
+import { checkInteger, checkMs, invalidOption } from "@tranche/core/internal";
 
 /** The largest message SQS accepts, body plus attributes, in bytes (1 MiB since August 2025; 256 KiB before). */
 export const SQS_MAX_MESSAGE_BYTES = 1_048_576;

@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { SendMessageBatchRequestEntry } from "@aws-sdk/client-sqs";
-import { type Codec, OversizeError, checkHeaders } from "@tranche/core";
+import { type Codec, OversizeError } from "@tranche/core";
+import { checkHeaders } from "@tranche/core/internal";
 import { type Attributes, attributeBytes, messageBytes, numberAttribute, SQS_ATTRIBUTES, stringAttribute, truncateUtf8 } from "./attributes.js";
 import { describe } from "./classify.js";
 import type { BatchOutcome } from "./batches.js";

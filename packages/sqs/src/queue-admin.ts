@@ -12,7 +12,8 @@ import {
   type SendMessageBatchRequestEntry,
   ChangeMessageVisibilityBatchCommand,
 } from "@aws-sdk/client-sqs";
-import { checkMs, decodeWith, type DeadLetter, type DeadLetterPage, type QueueDepth, checkDeadLetterIds, checkDeadLetterPage } from "@tranche/core";
+import { type DeadLetter, type DeadLetterPage, type QueueDepth } from "@tranche/core";
+import { checkMs, decodeWith, checkDeadLetterIds, checkDeadLetterPage } from "@tranche/core/internal";
 import { copyAttributes, messageBytes, numberOf, SQS_ATTRIBUTES } from "./attributes.js";
 import { SqsTransportError } from "./errors.js";
 import { invalid, PREFIX, type ResolvedSqsOptions } from "./options.js";

@@ -7,20 +7,8 @@ import {
   SendMessageCommand,
   SQSClient,
 } from "@aws-sdk/client-sqs";
-import {
-  checkTime,
-  ClosedError,
-  type DeadLetter,
-  type DeadLetterPage,
-  type Delivery,
-  type QueueAdmin,
-  type QueueDepth,
-  type SendManyOptions,
-  type SendOptions,
-  type Transport,
-  type TransportCapabilities,
-  TransportError,
-} from "@tranche/core";
+import { ClosedError, type DeadLetter, type DeadLetterPage, type Delivery, type QueueAdmin, type QueueDepth, type SendManyOptions, type SendOptions, type Transport, type TransportCapabilities, TransportError } from "@tranche/core";
+import { checkTime } from "@tranche/core/internal";
 import { copyAttributes, SQS_ATTRIBUTES } from "./attributes.js";
 import { BATCH } from "./batches.js";
 import { describe } from "./classify.js";

@@ -1,4 +1,5 @@
-import { type BatcherOptions, type ResultStore, checkInteger, checkMs, invalidOption, resolveOptions } from "@tranche/core";
+import { type BatcherOptions, type ResultStore } from "@tranche/core";
+import { checkInteger, checkMs, invalidOption, resolveOptions } from "@tranche/core/internal";
 
 /** Options of `new Worker()`: the batching options of `@tranche/core` plus the worker's own. */
 export interface WorkerOptions<T> extends BatcherOptions<T> {

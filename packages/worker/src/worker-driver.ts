@@ -1,18 +1,5 @@
-import {
-  type Batch,
-  BatchDriver,
-  type BatchHandler,
-  type BatcherStats,
-  ClosedError,
-  type Delivery,
-  DriverRequest,
-  errorInfo,
-  type Flight,
-  type Outcome,
-  type ResultStore,
-  RetriesExhaustedError,
-  type Transport,
-} from "@tranche/core";
+import { type Batch, type BatchHandler, type BatcherStats, ClosedError, type Delivery, type Outcome, type ResultStore, RetriesExhaustedError, type Transport } from "@tranche/core";
+import { BatchDriver, DriverRequest, errorInfo, type Flight } from "@tranche/core/internal";
 import { DeliveryLimitError, type TransportOperation, TransportOperationError, isRetryable } from "./errors.js";
 import type { WorkerEvents } from "./events.js";
 import { type CallResult, Io } from "./io.js";

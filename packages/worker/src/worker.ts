@@ -1,4 +1,5 @@
-import { type BatchHandler, type Transport, checkMs, invalidOption } from "@tranche/core";
+import { type BatchHandler, type Transport } from "@tranche/core";
+import { checkMs, invalidOption } from "@tranche/core/internal";
 import { EventEmitter } from "eventemitter3";
 import type { WorkerEvents } from "./events.js";
 import { PREFIX, type WorkerOptions } from "./options.js";

@@ -8,6 +8,7 @@ import * as chaos from "@tranche/conformance/chaos";
 import * as net from "@tranche/conformance/net";
 import { Batcher, TrancheError, batched, systemClock } from "@tranche/core";
 import type { Batch, BatchHandler, BatcherStats, Clock, FlushReason, Transport } from "@tranche/core";
+import { Heap, checkMs, invalidOption } from "@tranche/core/internal";
 import { SimulatedClock } from "@tranche/core/testing";
 import { MemoryResultStore, MemoryTransport } from "@tranche/memory";
 import { NatsKvResultStore, NatsTransport } from "@tranche/nats";
@@ -37,6 +38,8 @@ for (const batch of batches) {
 }
 const wake: number | undefined = batcher.nextWake();
 const held: number = batcher.stats.held;
+// @ts-expect-error: a driver's members of the Batcher are in @tranche/core/internal, not in its public declaration
+void batcher._offer;
 
 // batched(): the in-process function.
 const insertUser = batched<User, number>(
@@ -92,7 +95,13 @@ describeTransportConformance({
 let printed = "";
 const exit: Promise<ExitCode> = main(["depth", "--json"], { stdout: { write: (text: string) => (printed += text) }, env: {} });
 
+// What a transport written outside the repository takes from @tranche/core/internal.
+const prefix = "[my-queue]";
+const waitMs: number = checkMs("wait", 1000, { min: 10, prefix });
+const badQueue: TypeError = invalidOption("queue", "a queue name", 42, prefix);
+const deadlines = new Heap<number>((a, b) => a < b);
+
 const isTranche: boolean = TrancheError.isInstance(new Error("x"));
 const ticking: Clock = clock;
 
-export { exit, added, wake, held, id, stats, workerStats, observed, transports, stores, isTranche, ticking, amqpTesting, chaos, net, natsTesting, redisTesting, sqsTesting };
+export { exit, waitMs, badQueue, deadlines, added, wake, held, id, stats, workerStats, observed, transports, stores, isTranche, ticking, amqpTesting, chaos, net, natsTesting, redisTesting, sqsTesting };

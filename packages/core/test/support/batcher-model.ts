@@ -16,7 +16,7 @@
  */
 import { ClosedError, OversizeError, SettledError } from "../../src/errors.js";
 import type { FlushReason } from "../../src/options.js";
-import type { BatcherStats } from "../../src/batcher.js";
+import type { BatcherStats } from "../../src/batcher-api.js";
 
 export interface ModelOptions<T> {
   readonly flushEvery: number;

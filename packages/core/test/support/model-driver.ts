@@ -4,7 +4,7 @@
  * alone: no reference model, so each invariant test checks its own rule on top.
  */
 import fc from "fast-check";
-import type { BatcherStats } from "../../src/batcher.js";
+import type { BatcherStats } from "../../src/batcher-api.js";
 import type { ModelOptions } from "./batcher-model.js";
 import { type AddSpec, addSpec, batcherOptions, modelOptions, type OptionSpec, type Payload, payloadOf } from "./model-options.js";
 import { type BatchView, type Outcome, RecordingBatcher } from "./model-recorder.js";

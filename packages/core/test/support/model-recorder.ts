@@ -1,4 +1,5 @@
-import { type Batch, Batcher, type Thresholds } from "../../src/batcher.js";
+import { type Batch } from "../../src/batcher-api.js";
+import { Batcher, type Thresholds } from "../../src/batcher.js";
 import type { BatcherOptions, FlushReason } from "../../src/options.js";
 import type { Payload } from "./model-options.js";
 
