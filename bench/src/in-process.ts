@@ -2,8 +2,22 @@ import { performance } from "node:perf_hooks";
 import { type Call, type Contender, type ContenderName } from "./contenders.js";
 import { collect, median, roundOrder, yieldToEventLoop } from "./stats.js";
 
+/**
+ * How callers await their calls. `yield`: each chunk is awaited, then the caller yields to
+ * the event loop (a setImmediate) before the next, as requests arriving on a server do.
+ * `no-yield`: chunk after chunk with only `await Promise.all` between them, never reaching the
+ * event loop, as a GraphQL resolver or a request handler calls a loader in a loop.
+ */
+export type Drive = "yield" | "no-yield";
+
+export const driveLabels: Record<Drive, string> = {
+  yield: "callers yield to the event loop between chunks",
+  "no-yield": "callers await chunk after chunk without yielding to the event loop",
+};
+
 export interface InProcessSettings {
   batchSizes: readonly number[];
+  drives: readonly Drive[];
   /** Calls awaited together: `await Promise.all(chunk)`. */
   chunk: number;
   /** Calls per timed round, a multiple of `chunk`. */
@@ -19,6 +33,7 @@ export interface InProcessSettings {
 
 export interface InProcessResult {
   name: ContenderName;
+  drive: Drive;
   batchSize: number;
   itemsPerSec: number;
   /** items/s of every timed round, in order. */
@@ -26,16 +41,16 @@ export interface InProcessResult {
 }
 
 /**
- * Callers issue `chunk` calls in one tick and await them all, then yield to the
- * event loop once (a setImmediate, so timers such as batshit's cleanup can run,
- * as they would in a server), and again until `total` calls are done.
+ * Callers issue `chunk` calls in one tick and await them all, and again until `total`
+ * calls are done; with `yield`, they reach the event loop once between chunks (timers such
+ * as batshit's cleanup can run then, as they would in a server).
  */
-async function drive(call: Call, total: number, chunk: number): Promise<void> {
+async function drive(mode: Drive, call: Call, total: number, chunk: number): Promise<void> {
   const pending: Promise<number>[] = new Array(chunk);
   for (let done = 0; done < total; done += chunk) {
     for (let i = 0; i < chunk; i++) pending[i] = call(i);
     await Promise.all(pending);
-    await yieldToEventLoop();
+    if (mode === "yield") await yieldToEventLoop();
   }
 }
 
@@ -65,30 +80,36 @@ export async function runInProcess(
   all: readonly Contender[],
   log: (line: string) => void,
 ): Promise<InProcessResult[]> {
-  const { batchSizes, chunk, itemsPerRound, rounds, warmupRounds } = settings;
   const results: InProcessResult[] = [];
-  for (const batchSize of batchSizes) {
-    for (const contender of all) await verify(contender, batchSize, chunk);
-    // One instance per contender, reused by every round, as an application would,
-    // unless it degrades with use (see `freshPerRound`).
-    const calls = all.map((contender) => contender.create(batchSize));
-    const samples: number[][] = all.map(() => []);
-    for (let round = -warmupRounds; round < rounds; round++) {
-      // Every contender in every round, in a balanced order: drift and noise land on all alike.
-      for (const c of roundOrder(all.length, round)) {
-        if ((all[c] as Contender).freshPerRound !== undefined) calls[c] = (all[c] as Contender).create(batchSize);
-        if (settings.collectBetweenRounds) collect();
-        const start = performance.now();
-        await drive(calls[c] as Call, itemsPerRound, chunk);
-        const seconds = (performance.now() - start) / 1000;
-        if (round >= 0) (samples[c] as number[]).push(itemsPerRound / seconds);
-      }
-    }
-    for (let c = 0; c < all.length; c++) {
-      const roundsOf = samples[c] as number[];
-      results.push({ name: (all[c] as Contender).name, batchSize, itemsPerSec: median(roundsOf), rounds: roundsOf });
-    }
-    log(`  in-process flushEvery ${batchSize}: done`);
+  for (const mode of settings.drives) {
+    for (const batchSize of settings.batchSizes) results.push(...(await runSize(settings, all, mode, batchSize)));
+    log(`  in-process, ${driveLabels[mode]}: done`);
   }
   return results;
+}
+
+async function runSize(settings: InProcessSettings, all: readonly Contender[], mode: Drive, batchSize: number): Promise<InProcessResult[]> {
+  const { chunk, itemsPerRound, rounds, warmupRounds } = settings;
+  for (const contender of all) await verify(contender, batchSize, chunk);
+  // One instance per contender, reused by every round, as an application would,
+  // unless it degrades with use (see `freshPerRound`).
+  const calls = all.map((contender) => contender.create(batchSize));
+  const samples: number[][] = all.map(() => []);
+  for (let round = -warmupRounds; round < rounds; round++) {
+    // Every contender in every round, in a balanced order: drift and noise land on all alike.
+    for (const c of roundOrder(all.length, round)) {
+      if ((all[c] as Contender).freshPerRound !== undefined) calls[c] = (all[c] as Contender).create(batchSize);
+      if (settings.collectBetweenRounds) collect();
+      const start = performance.now();
+      await drive(mode, calls[c] as Call, itemsPerRound, chunk);
+      const seconds = (performance.now() - start) / 1000;
+      if (round >= 0) (samples[c] as number[]).push(itemsPerRound / seconds);
+      // Timers the round left (batshit's cleanup) run before the next one starts.
+      if (mode === "no-yield") await yieldToEventLoop();
+    }
+  }
+  return all.map((contender, c) => {
+    const roundsOf = samples[c] as number[];
+    return { name: contender.name, drive: mode, batchSize, itemsPerSec: median(roundsOf), rounds: roundsOf };
+  });
 }

@@ -7,19 +7,20 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { type BatcherResult, type BatcherSettings, runBatcher } from "./batcher-suite.js";
 import { type ContenderName, contenders } from "./contenders.js";
-import { type InProcessResult, type InProcessSettings, runInProcess } from "./in-process.js";
+import { type Drive, type InProcessResult, type InProcessSettings, driveLabels, runInProcess } from "./in-process.js";
 import { type MemoryResult, runMemory } from "./memory.js";
 import type { OtelSettings } from "./otel.js";
-import { type Run, batcherTable, inProcessTable, memoryTable, targetLines, transportTable, transportTargetLines } from "./report.js";
+import { type Run, batcherTable, inProcessSuite, inProcessTable, memoryTable, targetLines, transportTable, transportTargetLines } from "./report.js";
 import { type TransportRun, type TransportSuiteName, runTransportBench } from "./transport-suite.js";
 import { transportBenches } from "./transports/index.js";
 
 const usage = `Usage: node --expose-gc dist/index.js [--quick] [--suite in-process,batcher,heap,memory,redis,sqs,nats,amqp]
-       [--only tranche,dataloader,batshit,floor] [--sizes 10,100,1000] [--gc-rounds] [--out FILE]
+       [--only tranche,dataloader,batshit,floor] [--sizes 10,100,1000] [--drive yield,no-yield] [--gc-rounds] [--out FILE]
+--drive: how in-process callers await their chunks: yield to the event loop between them, or not (both by default).
 --gc-rounds forces a full GC before each timed round (a diagnostic: see README).
 heap is bytes per held item; memory, redis, sqs, nats and amqp compare a Worker with a raw receive → ack loop on that transport.
 otel (only when named) compares batched() and a memory Worker with @tranche/otel off, on, and on with a context manager.
-A run narrowed by --suite, --only, --sizes or --gc-rounds writes no file unless --out is given.`;
+A run narrowed by --suite, --only, --sizes, --drive or --gc-rounds writes no file unless --out is given.`;
 
 const { values: args } = parseArgs({
   options: {
@@ -27,6 +28,7 @@ const { values: args } = parseArgs({
     suite: { type: "string" },
     only: { type: "string" },
     sizes: { type: "string" },
+    drive: { type: "string" },
     out: { type: "string" },
     "gc-rounds": { type: "boolean", default: false },
     help: { type: "boolean", default: false },
@@ -38,12 +40,25 @@ if (args.help) {
 }
 
 const quick = args.quick;
+
+function parseDrives(list: string | undefined): Drive[] {
+  if (list === undefined) return ["yield", "no-yield"];
+  const drives = list.split(",");
+  for (const drive of drives) {
+    if (drive !== "yield" && drive !== "no-yield") {
+      console.error(`unknown drive ${JSON.stringify(drive)}\n${usage}`);
+      process.exit(2);
+    }
+  }
+  return drives as Drive[];
+}
 const CHUNK = 1000;
 // ≥ the chunk: callers never wait for room, as with dataloader, which has no limit.
 const MAX_BUFFERED = 10 * CHUNK;
 
 const inProcessSettings: InProcessSettings = {
   batchSizes: args.sizes === undefined ? [10, 100, 1000] : args.sizes.split(",").map(Number),
+  drives: parseDrives(args.drive),
   chunk: CHUNK,
   itemsPerRound: quick ? 40_000 : 100_000,
   // Multiples of 4: every contender runs equally often in each position (see roundOrder).
@@ -79,7 +94,7 @@ for (const suite of suites) {
   }
 }
 const all = contenders(MAX_BUFFERED).filter((c) => args.only === undefined || args.only.split(",").includes(c.name));
-const narrowed = args.suite !== undefined || args.only !== undefined || args.sizes !== undefined || args["gc-rounds"];
+const narrowed = args.suite !== undefined || args.only !== undefined || args.sizes !== undefined || args.drive !== undefined || args["gc-rounds"];
 const here = dirname(fileURLToPath(import.meta.url));
 const out = args.out ?? (narrowed ? undefined : join(here, "..", "results", "latest.json"));
 const log = (line: string) => console.error(line);
@@ -136,7 +151,7 @@ async function main(): Promise<void> {
   }
 
   const runs: Run[] = [
-    ...inProcess.map((r): Run => ({ suite: "in-process", name: r.name, batchSize: r.batchSize, itemsPerSec: Math.round(r.itemsPerSec) })),
+    ...inProcess.map((r): Run => ({ suite: inProcessSuite[r.drive], name: r.name, batchSize: r.batchSize, itemsPerSec: Math.round(r.itemsPerSec) })),
     ...batcher
       .filter((r) => r.variant === "public-ids")
       .map((r): Run => ({ suite: "batcher", name: "tranche", batchSize: r.batchSize, itemsPerSec: Math.round(r.itemsPerSec) })),
@@ -150,12 +165,15 @@ async function main(): Promise<void> {
     `@tranche/core ${info.versions["@tranche/core"]}${info.commit ? ` at ${info.commit.slice(0, 10)}${info.coreDirty ? " + uncommitted changes in packages/core" : ""}` : ""}, dataloader ${info.versions.dataloader}, @yornaath/batshit ${info.versions["@yornaath/batshit"]}`,
   );
   if (inProcess.length > 0) {
-    const { chunk, itemsPerRound, rounds } = inProcessSettings;
+    const { chunk, itemsPerRound, rounds, drives } = inProcessSettings;
     sections.push(
       "",
       `## In-process: ${itemsPerRound.toLocaleString("en-US")} calls per round, awaited in chunks of ${chunk} (\`await Promise.all(chunk)\`), handler \`async\` value → value × 2`,
-      "",
-      inProcessTable(inProcess, names, rounds),
+    );
+    for (const drive of drives) {
+      sections.push("", `### ${driveLabels[drive]} (\`--drive ${drive}\`)`, "", inProcessTable(inProcess.filter((r) => r.drive === drive), names, rounds));
+    }
+    sections.push(
       "",
       "Setups (N = flushEvery):",
       ...all.map((c) => `- ${c.name}: \`${c.setup("N")}\``),
@@ -190,7 +208,7 @@ async function main(): Promise<void> {
       settings: { inProcess: inProcessSettings, batcher: batcherSettings, memoryItems, maxBuffered: MAX_BUFFERED, transportRounds: transportRoundsBySuite },
       batcherVariants: batcher.map((r) => ({ variant: r.variant, batchSize: r.batchSize, itemsPerSec: Math.round(r.itemsPerSec) })),
       samples: {
-        inProcess: inProcess.map((r) => ({ name: r.name, batchSize: r.batchSize, rounds: r.rounds.map(Math.round) })),
+        inProcess: inProcess.map((r) => ({ name: r.name, drive: r.drive, batchSize: r.batchSize, rounds: r.rounds.map(Math.round) })),
         batcher: batcher.map((r) => ({ variant: r.variant, batchSize: r.batchSize, rounds: r.rounds.map(Math.round) })),
         transports: Object.entries(transportSamples).map(([suite, s]) => ({ suite, worker: s.worker.map(Math.round), raw: s.raw.map(Math.round) })),
       },
