@@ -93,9 +93,6 @@ function rejectAll<T, R>(request: Request<T, R>, reason: unknown): void {
 
 class Driver<T, R> extends BatchDriver<T, R, Request<T, R>> {
   private readonly onFull: "wait" | "reject";
-  private timer: unknown = undefined;
-  private timerAt = Infinity;
-  private scheduled = false;
   private closing = false;
   /** Calls waiting for room, FIFO from `head`, with the `notBefore` each asked for. */
   private waiting: { queue: Request<T, R>[]; notBefore: (number | undefined)[]; head: number } = {
@@ -106,7 +103,6 @@ class Driver<T, R> extends BatchDriver<T, R, Request<T, R>> {
   private flushWaiters: { resolve: () => void; upTo: number }[] = [];
   private closeWaiters: (() => void)[] = [];
   private closeTimers: unknown[] = [];
-  private readonly drainNow = () => this.drain();
   /** Reading the system clock costs more than the rest of a call: one read serves a burst of calls. */
   private readonly cacheTime: boolean;
   private cachedTime = 0;
@@ -115,11 +111,6 @@ class Driver<T, R> extends BatchDriver<T, R, Request<T, R>> {
   private readonly expireTime = () => {
     this.cacheExpiry = false;
     this.cachedReads = 0;
-  };
-  private readonly onTimer = () => {
-    this.timer = undefined;
-    this.timerAt = Infinity;
-    this.drain();
   };
 
   constructor(handler: BatchHandler<T, R>, options: BatchOptions<T> | undefined) {
@@ -299,50 +290,8 @@ class Driver<T, R> extends BatchDriver<T, R, Request<T, R>> {
     }
   }
 
-  /** Drain on a microtask: everything added in the current tick lands in one poll. */
-  private kick(): void {
-    if (!this.scheduled) {
-      this.scheduled = true;
-      queueMicrotask(this.drainNow);
-    }
-  }
-
-  private schedule(now: number): void {
-    if (this.scheduled) return;
-    const wake = this.batcher.nextWake();
-    if (wake === undefined) return;
-    if (wake <= now) this.kick();
-    else if (wake < this.timerAt) this.arm(wake);
-  }
-
-  private arm(at: number): void {
-    if (this.timer !== undefined) this.clock.clearTimer(this.timer);
-    this.timerAt = at;
-    this.timer = this.clock.setTimer(at, this.onTimer);
-  }
-
-  private disarm(): void {
-    if (this.timer !== undefined) {
-      this.clock.clearTimer(this.timer);
-      this.timer = undefined;
-      this.timerAt = Infinity;
-    }
-  }
-
-  private drain(): void {
-    this.scheduled = false;
-    const now = this.clock.now();
-    this.admit(now);
-    for (const batch of this.batcher.poll(now)) this.run(batch, now);
-    const wake = this.batcher.nextWake();
-    if (wake === undefined) this.disarm();
-    else if (wake <= now) this.kick();
-    else if (wake !== this.timerAt) this.arm(wake);
-    this.progress();
-  }
-
   /** Lets waiting callers in, in order, while there is room. */
-  private admit(now: number): void {
+  protected override beforePoll(now: number): void {
     const waiting = this.waiting;
     while (waiting.head < waiting.queue.length) {
       const request = waiting.queue[waiting.head] as Request<T, R>;
@@ -370,7 +319,8 @@ class Driver<T, R> extends BatchDriver<T, R, Request<T, R>> {
     this.waiting.notBefore.push(notBefore);
   }
 
-  private progress(): void {
+  /** Resolves the `flush()` and `close()` callers whose batches are all done. */
+  protected override afterDrain(): void {
     if (this.flushWaiters.length > 0) {
       const { last, oldestInFlight } = this.batcher._batchNumbers();
       const pending = this.batcher._flushPending();
@@ -407,7 +357,7 @@ class Driver<T, R> extends BatchDriver<T, R, Request<T, R>> {
     waiting.head = 0;
     for (const entry of this.batcher.evict(now) as Request<T, R>[]) rejectAll(entry, error());
     this.abandonFlights(() => new ClosedError("[tranche/core] closed while this item's handler was still running"), (request, reason) => this.fail(request, reason));
-    this.progress();
+    this.afterDrain();
   }
 }
 

@@ -161,6 +161,17 @@ class Context implements BatchContext {
 export abstract class BatchDriver<T, R, Q extends DriverItem<T, R>> {
   readonly batcher: Batcher<T>;
   protected readonly clock: Clock;
+  /** A drain is queued on a microtask. */
+  private scheduled = false;
+  /** The timer armed for the Batcher's next wake, and its time (`Infinity`: none). */
+  private timer: unknown = undefined;
+  private timerAt = Infinity;
+  private readonly drainNow = () => this.drain();
+  private readonly onTimer = () => {
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    this.drain();
+  };
 
   constructor(
     protected readonly handler: BatchHandler<T, R>,
@@ -213,6 +224,67 @@ export abstract class BatchDriver<T, R, Q extends DriverItem<T, R>> {
       request.merged = undefined;
     }
     return survivor;
+  }
+
+  // ---- the drive loop: kick, drain, arm ----
+
+  /** Drains on a microtask: everything added in the current tick lands in one poll. */
+  protected kick(): void {
+    if (!this.scheduled) {
+      this.scheduled = true;
+      queueMicrotask(this.drainNow);
+    }
+  }
+
+  /** After items came in at `now`: a drain if the Batcher has work due, else a timer for its next wake. */
+  protected schedule(now: number): void {
+    if (this.scheduled) return;
+    const wake = this.batcher.nextWake();
+    if (wake === undefined) return;
+    if (wake <= now) this.kick();
+    else if (wake < this.timerAt) this.arm(wake);
+  }
+
+  /**
+   * Starts every batch that is due, then waits for the next: another drain if more is due now,
+   * else a timer at the Batcher's next wake, else nothing until an add or a settle kicks.
+   */
+  private drain(): void {
+    this.scheduled = false;
+    const now = this.clock.now();
+    this.beforePoll(now);
+    for (const batch of this.batcher.poll(now)) this.startBatch(batch, now);
+    const wake = this.batcher.nextWake();
+    if (wake === undefined) this.disarm();
+    else if (wake <= now) this.kick();
+    else if (wake !== this.timerAt) this.arm(wake);
+    this.afterDrain();
+  }
+
+  /** Runs at the start of each drain, before the poll (`batched()` lets waiting callers in). */
+  protected beforePoll(_now: number): void {}
+
+  /** Runs at the end of each drain (`batched()` resolves its flush and close waiters). */
+  protected afterDrain(): void {}
+
+  /** Starts a batch `poll` took: hands it to the handler. */
+  protected startBatch(batch: Batch<T>, now: number): void {
+    this.run(batch, now);
+  }
+
+  private arm(at: number): void {
+    if (this.timer !== undefined) this.clock.clearTimer(this.timer);
+    this.timerAt = at;
+    this.timer = this.clock.setTimer(at, this.onTimer);
+  }
+
+  /** Clears the timer of the next wake. */
+  protected disarm(): void {
+    if (this.timer !== undefined) {
+      this.clock.clearTimer(this.timer);
+      this.timer = undefined;
+      this.timerAt = Infinity;
+    }
   }
 
   /** Hands a batch just taken by `poll` to the handler. */

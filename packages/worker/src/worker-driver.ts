@@ -121,9 +121,6 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
   private readonly leases: LeaseGroup<T, R>[] = [];
   private leaseTimer: unknown = undefined;
   private leaseAt = Infinity;
-  private timer: unknown = undefined;
-  private timerAt = Infinity;
-  private scheduled = false;
   private receiving = false;
   private draining = true;
   private loop: Promise<void> | undefined = undefined;
@@ -144,12 +141,6 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
   private emptied: (() => void) | undefined = undefined;
   private idle = true;
   private readonly counts = { receives: 0, received: 0, acked: 0, retried: 0, deadLettered: 0, released: 0, extended: 0, errors: 0 };
-  private readonly drainNow = () => this.drain();
-  private readonly onTimer = () => {
-    this.timer = undefined;
-    this.timerAt = Infinity;
-    this.drain();
-  };
 
   constructor(
     private readonly transport: Transport<T>,
@@ -371,36 +362,8 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
 
   // ---- driving the batcher ----
 
-  private kick(): void {
-    if (!this.scheduled) {
-      this.scheduled = true;
-      queueMicrotask(this.drainNow);
-    }
-  }
-
-  private drain(): void {
-    this.scheduled = false;
-    const now = this.clock.now();
-    for (const batch of this.batcher.poll(now)) this.flush(batch, now);
-    const wake = this.batcher.nextWake();
-    if (wake === undefined) this.disarm();
-    else if (wake <= now) this.kick();
-    else if (wake !== this.timerAt) {
-      this.disarm();
-      this.timerAt = wake;
-      this.timer = this.clock.setTimer(wake, this.onTimer);
-    }
-  }
-
-  private disarm(): void {
-    if (this.timer !== undefined) {
-      this.clock.clearTimer(this.timer);
-      this.timer = undefined;
-      this.timerAt = Infinity;
-    }
-  }
-
-  private flush(batch: Batch<T>, now: number): void {
+  /** A batch starts: its items learn their record, and the `flush` event goes out. */
+  protected override startBatch(batch: Batch<T>, now: number): void {
     const size = batch.items.length;
     const record: BatchRecord<T, R> = { id: batch.id, startedAt: now, acked: new Array(size), ackedCount: 0, failed: 0, retried: 0, released: 0, calls: [] };
     for (const item of batch.items as WorkItem<T, R>[]) item.batch = record;
