@@ -1,10 +1,12 @@
 import type { AddResult, BatcherStats } from "./batcher-api.js";
-import { Entry, type Flight } from "./batcher.js";
+import { Entry } from "./entry.js";
+import type { Flight } from "./flight.js";
 import { systemClock } from "./clock.js";
 import { BatchDriver, type DriverItem } from "./driver.js";
 import type { BatchHandler, BatchRequest } from "./handler.js";
 import { BufferFullError, ClosedError, SettledError } from "./errors.js";
 import type { BatcherOptions } from "./options.js";
+import { TimeCache } from "./time-cache.js";
 import { checkMs, invalidOption } from "./validation.js";
 
 
@@ -103,19 +105,12 @@ class Driver<T, R> extends BatchDriver<T, R, Request<T, R>> {
   private flushWaiters: { resolve: () => void; upTo: number }[] = [];
   private closeWaiters: (() => void)[] = [];
   private closeTimers: unknown[] = [];
-  /** Reading the system clock costs more than the rest of a call: one read serves a burst of calls. */
-  private readonly cacheTime: boolean;
-  private cachedTime = 0;
-  private cachedReads = 0;
-  private cacheExpiry = false;
-  private readonly expireTime = () => {
-    this.cacheExpiry = false;
-    this.cachedReads = 0;
-  };
+  /** With the system clock, one read serves a burst of undelayed calls; any other clock is read every time. */
+  private readonly times: TimeCache | undefined;
 
   constructor(handler: BatchHandler<T, R>, options: BatchOptions<T> | undefined) {
     super(handler, options);
-    this.cacheTime = this.clock === systemClock;
+    this.times = this.clock === systemClock ? new TimeCache(systemClock, 64) : undefined;
     this.onFull = options?.onFull ?? "wait";
     if (this.onFull !== "wait" && this.onFull !== "reject") throw invalidOption("onFull", '"wait" or "reject"', this.onFull);
   }
@@ -164,25 +159,9 @@ class Driver<T, R> extends BatchDriver<T, R, Request<T, R>> {
     return promise;
   }
 
-  /**
-   * The time for an undelayed call. With the system clock, one read serves up to 64 calls
-   * of the same tick; any other clock is read every time.
-   */
+  /** The time for an undelayed call. */
   private now(): number {
-    if (this.cachedReads > 0) {
-      this.cachedReads--;
-      return this.cachedTime;
-    }
-    const now = this.clock.now();
-    if (this.cacheTime) {
-      this.cachedTime = now;
-      this.cachedReads = 63;
-      if (!this.cacheExpiry) {
-        this.cacheExpiry = true;
-        queueMicrotask(this.expireTime);
-      }
-    }
-    return now;
+    return this.times === undefined ? this.clock.now() : this.times.now();
   }
 
   flush(): Promise<void> {

@@ -3,11 +3,14 @@ import { Heap } from "./heap.js";
 import { type BatcherOptions, type FlushReason, type ResolvedOptions, resolveOptions } from "./options.js";
 import { checkInteger, invalidOption } from "./validation.js";
 import type { AddResult, Batch, Batcher as BatcherApi, BatcherStats, Coalesced, Item, NewItem } from "./batcher-api.js";
+import { DELAYED, DONE, ELIGIBLE, Entry, IN_FLIGHT, earlier } from "./entry.js";
+import { Flight } from "./flight.js";
+import { Group } from "./group.js";
+import { small } from "./small.js";
 
 /**
  * Sizes at which a Batcher compacts its own structures. They change no output, only when
  * the bookkeeping is tidied: tests set them small so the compaction code runs.
- * @internal
  */
 export interface Thresholds {
   /** Group keys kept before empty groups are swept out (then twice the live ones, at least this). @default 64 */
@@ -19,140 +22,6 @@ export interface Thresholds {
 }
 
 const defaultThresholds: Thresholds = { groups: 64, keys: 1024, queueHead: 1024 };
-
-// Entry states.
-const ELIGIBLE = 0;
-const DELAYED = 1;
-const IN_FLIGHT = 2;
-const DONE = 3;
-
-/**
- * The Batcher's record of an item. `batched()` extends it into the request its
- * handler receives, so an item costs one object from call to outcome.
- * @internal
- */
-export class Entry<T> implements Item<T> {
-  // Fields assigned in the constructor, not class fields: V8 (Node 20) does not inline a
-  // base class constructor that initialises class fields into its subclass's, so every
-  // `new` of a subclass (`batched()`'s request) would go through a generic construct stub.
-  declare _id: string | undefined;
-  declare payload: T;
-  declare attempt: number;
-  /**
-   * `notBefore` as ms since the batcher's origin (its first `now`). Epoch ms do not fit
-   * a small integer, and a field holding them costs a heap number per item.
-   */
-  declare _nb: number;
-  /** `notBefore − enqueuedAt`, in ms. */
-  declare _wait: number;
-  /** Tie-break of equal `notBefore`: add order. */
-  declare _order: number;
-  declare _state: number;
-  declare _size: number;
-  declare _group: Group<T> | undefined;
-  declare _key: string | undefined;
-  declare _flight: Flight<T> | undefined;
-
-  constructor(payload: T, id: string | undefined, attempt: number) {
-    this._id = id;
-    this.payload = payload;
-    this.attempt = attempt;
-    this._nb = 0;
-    this._wait = 0;
-    this._order = 0;
-    this._state = DONE;
-    this._size = 0;
-    this._group = undefined;
-    this._key = undefined;
-    this._flight = undefined;
-  }
-
-  get id(): string {
-    // Built only when read: most in-process callers never do. `_order` values are
-    // never reused within a batcher, so the id is unique; once built it stays.
-    return (this._id ??= `${this._order}`);
-  }
-
-  get notBefore(): number {
-    return this._nb + (this._group === undefined ? 0 : this._group.origin.at);
-  }
-
-  get enqueuedAt(): number {
-    return this.notBefore - this._wait;
-  }
-}
-
-/** A group's eligible items in eligibility order, plus its trigger state. @internal */
-class Group<T> {
-  /** FIFO of eligible entries from `head` on. */
-  queue: Entry<T>[] = [];
-  head = 0;
-  /** Summed `sizeOf` of the eligible entries. */
-  bytes = 0;
-  /** Entries ever pushed; with `forcedTo` it tells how many a `flush()` still owes. */
-  pushed = 0;
-  forcedTo = 0;
-  /** Eligible + delayed entries of this group. */
-  held = 0;
-  heapIndex = -1;
-  /** A count, bytes or flush trigger holds. */
-  inReady = false;
-  /** Listed in `Batcher.readyList` (possibly stale until the next scan). */
-  listed = false;
-
-  constructor(
-    readonly key: string | undefined,
-    /** The batcher's time origin, shared by its groups so an entry can tell its absolute times. */
-    readonly origin: { at: number },
-  ) {}
-
-  get length(): number {
-    return this.queue.length - this.head;
-  }
-
-  first(): Entry<T> {
-    return this.queue[this.head] as Entry<T>;
-  }
-}
-
-/** An in-flight batch. @internal */
-export class Flight<T> implements Batch<T> {
-  /** Unsettled entries. */
-  _remaining: number;
-  /** Index of the next entry expected to settle, for in-order settles by id. */
-  _cursor = 0;
-  _byId: Map<string, Entry<T>> | undefined = undefined;
-  /** Neighbours in the Batcher's list of in-flight batches, oldest first. */
-  _prev: Flight<T> | undefined = undefined;
-  _next: Flight<T> | undefined = undefined;
-  /** The driver's own record of this batch (its handler context). */
-  _driver: unknown = undefined;
-  readonly items: Item<T>[];
-
-  constructor(
-    readonly id: string,
-    readonly reason: FlushReason,
-    readonly group: string | undefined,
-    /** The batch as taken: never handed out, so a handler reordering `items` cannot confuse settling. */
-    readonly _entries: Entry<T>[],
-    readonly _no: number,
-  ) {
-    this._remaining = _entries.length;
-    this.items = _entries.slice();
-  }
-}
-
-/**
- * The same number, as a small integer where it is one: arithmetic on epoch ms yields
- * heap numbers even when the result is integral, and storing one boxes the field.
- */
-const small = (ms: number): number => {
-  const int = ms | 0;
-  return int === ms ? int : ms;
-};
-
-const earlier = <T>(a: Entry<T>, b: Entry<T>): boolean =>
-  a._nb < b._nb || (a._nb === b._nb && a._order < b._order);
 
 /**
  * The Batcher of `@tranche/core` (see its public declaration in batcher-api.ts), with the

@@ -1,5 +1,7 @@
 import type { Batch } from "./batcher-api.js";
-import { Batcher, Entry, type Flight } from "./batcher.js";
+import { Batcher } from "./batcher.js";
+import { Entry } from "./entry.js";
+import type { Flight } from "./flight.js";
 import { type Clock, systemClock } from "./clock.js";
 import { BatchResultError, RetriesExhaustedError, SettledError, TimeoutError } from "./errors.js";
 import { type BatcherOptions, type FlushReason, backoffDelay } from "./options.js";

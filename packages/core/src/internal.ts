@@ -6,7 +6,9 @@
  *
  * @module
  */
-export { Batcher, Entry, Flight } from "./batcher.js";
+export { Batcher } from "./batcher.js";
+export { Entry } from "./entry.js";
+export { Flight } from "./flight.js";
 export type { Thresholds } from "./batcher.js";
 export { BatchDriver, DriverRequest } from "./driver.js";
 export type { DriverItem } from "./driver.js";
