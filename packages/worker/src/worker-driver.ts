@@ -3,6 +3,7 @@ import { BatchDriver, DriverRequest, errorInfo, type Flight } from "@tranche/cor
 import { DeliveryLimitError, type TransportOperation, TransportOperationError, isRetryable } from "./errors.js";
 import type { WorkerEvents } from "./events.js";
 import { type CallResult, Io } from "./io.js";
+import { type LeaseGroup, type Leased, Leases } from "./leases.js";
 import { type ResolvedWorkerOptions, type WorkerOptions, resolveWorkerOptions } from "./options.js";
 
 /** What `worker.stats` reports. */
@@ -46,30 +47,14 @@ interface BatchRecord<T, R> {
   readonly calls: Promise<void>[];
 }
 
-/**
- * Deliveries received together, renewed together: one deadline and one `extend` call for all,
- * rather than a record per delivery.
- */
-interface LeaseGroup<T, R> {
-  readonly items: WorkItem<T, R>[];
-  /** Items of the group the worker still holds. */
-  live: number;
-  /** Epoch ms the earliest lease of the group ends. */
-  leaseUntil: number;
-  /** Epoch ms of the next renewal; Infinity while one is under way. */
-  renewAt: number;
-  /** Place in `WorkerDriver.leases`. */
-  index: number;
-}
-
 /** One delivery: the Batcher's entry and the handler's request, plus what the worker tracks. */
-class WorkItem<T, R> extends DriverRequest<T, R> {
+class WorkItem<T, R> extends DriverRequest<T, R> implements Leased<T> {
   // Assigned in the constructor, not class fields, as `Entry` in @tranche/core does: one is built per delivery.
   declare readonly delivery: Delivery<T>;
   declare batch: BatchRecord<T, R> | undefined;
   declare value: R | undefined;
   /** Its lease group while the worker holds it and renews its lease. */
-  declare lease: LeaseGroup<T, R> | undefined;
+  declare lease: LeaseGroup<T> | undefined;
   /** Handler runs that ended with a retry, as the transport carried them, plus retries kept here. */
   declare retries: number | undefined;
   /** The `notBefore` of a retry kept here (`retryHere`): no other worker may run it earlier. */
@@ -112,15 +97,13 @@ const toError = (value: unknown): Error => (value instanceof Error ? value : new
 export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
   private readonly own: ResolvedWorkerOptions;
   private readonly io: Io;
-  private readonly leasing: boolean;
+  /** Renews the leases of what the worker holds; `undefined` when the transport has none to renew. */
+  private readonly leases: Leases<T> | undefined;
   /** Deliveries held (see `WorkerStats.deliveries`). */
   private held = 0;
   /** Retries whose scheduling is in doubt, kept until their `notBefore`. */
   private readonly holds = new Set<Hold<T, R>>();
   /** Lease groups with items still held. */
-  private readonly leases: LeaseGroup<T, R>[] = [];
-  private leaseTimer: unknown = undefined;
-  private leaseAt = Infinity;
   private receiving = false;
   private draining = true;
   private loop: Promise<void> | undefined = undefined;
@@ -152,7 +135,21 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
     super(handler, { ...options, maxBuffered: own.maxBuffered });
     this.own = own;
     this.io = new Io(this.clock, own, (error) => this.error(error));
-    this.leasing = transport.capabilities.lease && typeof transport.extend === "function";
+    const extend = transport.extend;
+    this.leases =
+      transport.capabilities.lease && typeof extend === "function"
+        ? new Leases<T>(
+            this.clock,
+            own.lease,
+            async (due, until) => {
+              const outcome = await this.io.once("extend", () => extend.call(transport, due, until), true);
+              if (!("value" in outcome)) return false;
+              this.counts.extended += due.length;
+              return true;
+            },
+            () => this.io.backoff(1),
+          )
+        : undefined;
   }
 
   get stats(): WorkerStats {
@@ -315,7 +312,7 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
     const { maxDeliveries } = this.own;
     const closed = this.batcher.isClosed;
     // Sized for every delivery (all carry a lease on a leasing transport), trimmed below.
-    const group: LeaseGroup<T, R> | undefined = this.leasing
+    const group: LeaseGroup<T> | undefined = this.leases
       ? { items: new Array(deliveries.length), live: 0, leaseUntil: Infinity, renewAt: Infinity, index: -1 }
       : undefined;
     let leased = 0;
@@ -355,7 +352,7 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
     }
     if (group !== undefined && leased > 0) {
       group.items.length = leased;
-      this.leaseGroup(group, now);
+      this.leases?.add(group, now);
     }
     this.kick();
   }
@@ -568,12 +565,7 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
 
   /** The worker has let go of these deliveries (their transport call is over, or given up). */
   private done(items: WorkItem<T, R>[]): void {
-    for (const item of items) {
-      const group = item.lease;
-      if (group === undefined) continue;
-      item.lease = undefined;
-      if (--group.live === 0) this.dropLeaseGroup(group);
-    }
+    if (this.leases !== undefined) for (const item of items) this.leases.letGo(item);
     this.held -= items.length;
     const wake = this.wakeLoop;
     if (wake !== undefined && this.receiving) {
@@ -603,69 +595,6 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
     }
   }
 
-  // ---- leases ----
-
-  private leaseGroup(group: LeaseGroup<T, R>, now: number): void {
-    group.renewAt = now + (group.leaseUntil - now) / 2;
-    group.index = this.leases.push(group) - 1;
-    if (group.renewAt < this.leaseAt) this.armLease(group.renewAt);
-  }
-
-  private dropLeaseGroup(group: LeaseGroup<T, R>): void {
-    const last = this.leases.pop() as LeaseGroup<T, R>;
-    if (last !== group) {
-      this.leases[group.index] = last;
-      last.index = group.index;
-    }
-    group.index = -1;
-  }
-
-  private armLease(at: number): void {
-    if (this.leaseTimer !== undefined) this.clock.clearTimer(this.leaseTimer);
-    this.leaseAt = at;
-    this.leaseTimer = this.clock.setTimer(at, () => this.renew());
-  }
-
-  /** Extends every lease due soon in one call, then re-arms for the next. */
-  private renew(): void {
-    this.leaseTimer = undefined;
-    this.leaseAt = Infinity;
-    const now = this.clock.now();
-    const { lease } = this.own;
-    const until = now + lease;
-    const horizon = now + lease / 4;
-    const groups: LeaseGroup<T, R>[] = [];
-    const due: Delivery<T>[] = [];
-    for (const group of this.leases) {
-      if (group.renewAt <= horizon && group.leaseUntil < until) {
-        group.renewAt = Infinity;
-        groups.push(group);
-        for (const item of group.items) if (item.lease === group) due.push(item.delivery);
-      }
-    }
-    if (groups.length > 0) {
-      const extend = this.transport.extend as NonNullable<Transport<T>["extend"]>;
-      void this.io.once("extend", () => extend.call(this.transport, due, until), true).then((outcome) => {
-        const at = this.clock.now();
-        const ok = "value" in outcome;
-        if (ok) this.counts.extended += due.length;
-        for (const group of groups) {
-          if (ok) group.leaseUntil = until;
-          // A failed renewal is tried again soon, while the lease lasts.
-          group.renewAt = ok ? at + (until - at) / 2 : at + this.io.backoff(1);
-        }
-        this.rearmLease();
-      });
-    }
-    this.rearmLease();
-  }
-
-  private rearmLease(): void {
-    let next = Infinity;
-    for (const group of this.leases) if (group.renewAt < next) next = group.renewAt;
-    if (next < this.leaseAt) this.armLease(next);
-  }
-
   // ---- shutdown ----
 
   private async shutdown(drain: boolean, timeout: number | undefined): Promise<void> {
@@ -690,8 +619,7 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
     if (this.held > 0) await new Promise<void>((resolve) => (this.emptied = resolve));
     if (deadline !== undefined) this.clock.clearTimer(deadline);
     this.disarm();
-    if (this.leaseTimer !== undefined) this.clock.clearTimer(this.leaseTimer);
-    this.leaseTimer = undefined;
+    this.leases?.stop();
     this.io.stop();
     if (this.own.closeTransport) {
       const closed = await this.io.once("close", () => this.transport.close());
