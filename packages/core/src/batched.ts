@@ -3,7 +3,7 @@ import { Entry } from "./entry.js";
 import type { Flight } from "./flight.js";
 import { systemClock } from "./clock.js";
 import { BatchDriver, type DriverItem } from "./driver.js";
-import type { BatchHandler, BatchRequest } from "./handler.js";
+import type { BatchHandler } from "./handler.js";
 import { BufferFullError, ClosedError, SettledError } from "./errors.js";
 import type { BatcherOptions } from "./options.js";
 import { TimeCache } from "./time-cache.js";
@@ -189,9 +189,11 @@ class Driver<T, R> extends BatchDriver<T, R, Request<T, R>> {
 
   // ---- outcomes ----
 
-  ack(request: Request<T, R>, result: R | undefined): void {
-    const freed = this.batcher._ack(request);
+  protected acked(request: Request<T, R>, result: R | undefined): void {
     resolveAll(request, result);
+  }
+
+  protected counted(_request: Request<T, R>, freed: boolean): void {
     this.settled(freed);
   }
 
@@ -199,51 +201,6 @@ class Driver<T, R> extends BatchDriver<T, R, Request<T, R>> {
     const freed = this.batcher._fail(request);
     rejectAll(request, error);
     this.settled(freed);
-  }
-
-  /**
-   * A batch's array in one pass: the Batcher's part of each ack is counted once for the
-   * run of acks. An element that is an object goes the ordinary way (`ack` or `fail`), after
-   * the run before it is counted: resolving with an object reads its `then`, which may run
-   * code that looks at the batcher.
-   */
-  protected override settleEach(
-    flight: Flight<T>,
-    wrapped: boolean,
-    requests: readonly (Request<T, R> | BatchRequest<T, R>)[],
-    value: readonly (R | Error)[],
-  ): void {
-    const batcher = this.batcher;
-    let acked = 0;
-    for (let i = 0; i < requests.length; i++) {
-      const request = this.unwrap(wrapped, requests[i] as Request<T, R>);
-      const result = value[i];
-      if ((typeof result === "object" && result !== null) || typeof result === "function") {
-        if (acked > 0) {
-          this.settled(batcher._acked(flight, acked));
-          acked = 0;
-        }
-        if (!this.owns(flight, request)) continue;
-        if (typeof result === "object" && result instanceof Error) this.fail(request, result);
-        else this.ack(request, result as R);
-      } else if (batcher._release(request, flight)) {
-        acked++;
-        resolveAll(request, result);
-      }
-    }
-    this.settled(batcher._acked(flight, acked));
-  }
-
-  /** Nothing returned: the unsettled requests resolve with `undefined`, counted once for the batch. */
-  protected override ackRest(flight: Flight<T>, requests: readonly Request<T, R>[]): void {
-    const batcher = this.batcher;
-    let acked = 0;
-    for (const request of requests) {
-      if (!batcher._release(request, flight)) continue;
-      acked++;
-      resolveAll(request, undefined);
-    }
-    this.settled(batcher._acked(flight, acked));
   }
 
   protected requeue(request: Request<T, R>, notBefore: number, now: number): void {

@@ -184,8 +184,21 @@ export abstract class BatchDriver<T, R, Q extends DriverItem<T, R>> {
     this.clock = options?.clock ?? systemClock;
   }
 
-  /** Settles an in-flight request with a result (the Batcher's `_ack` and whatever the driver does with it). */
-  abstract ack(request: Q, result: R | undefined): void;
+  /** Settles an in-flight request with a result. */
+  ack(request: Q, result: R | undefined): void {
+    const freed = this.batcher._ack(request);
+    this.acked(request, result);
+    this.counted(request, freed);
+  }
+
+  /**
+   * The driver's part of an ack (resolve a caller, record a delivery to ack): the Batcher has
+   * taken `request` out of its batch, and counts it right after, alone or with the rest of a run.
+   */
+  protected abstract acked(request: Q, result: R | undefined): void;
+
+  /** Acks of the batch of `request` were counted; `freed` when that completed the batch. */
+  protected abstract counted(request: Q, freed: boolean): void;
 
   /** Settles an in-flight request with an error, for good. */
   abstract fail(request: Q, error: unknown): void;
@@ -357,30 +370,56 @@ export abstract class BatchDriver<T, R, Q extends DriverItem<T, R>> {
   }
 
   /**
-   * The handler returned nothing: acks every request of the batch it has not settled. A driver
-   * may override this to ack them at once (`Batcher._release` each, then one `Batcher._acked`).
+   * The handler returned nothing: acks every request of the batch it has not settled, counted
+   * once for the batch.
    */
-  protected ackRest(flight: Flight<T>, entries: readonly Q[]): void {
-    for (const request of entries) if (this.owns(flight, request)) this.ack(request, undefined);
+  private ackRest(flight: Flight<T>, entries: readonly Q[]): void {
+    const batcher = this.batcher;
+    let last: Q | undefined;
+    let count = 0;
+    for (const request of entries) {
+      if (!batcher._release(request, flight)) continue;
+      count++;
+      last = request;
+      this.acked(request, undefined);
+    }
+    if (last !== undefined) this.counted(last, batcher._acked(flight, count));
   }
 
   /**
    * The handler returned an array as long as the batch: settles each unsettled request with
-   * its element (an `Error` fails it), in order. A driver may override this to settle a whole
-   * batch at once; `wrapped` says whether some element of `requests` is a `RetriedRequest`.
+   * its element (an `Error` fails it), in order, in one pass: the acks of a run of primitives
+   * are counted once. An element that is an object or a function goes the ordinary way (`ack`
+   * or `fail`), after the run before it is counted: resolving a promise with an object reads
+   * its `then`, which may run code that looks at the batcher. `wrapped` says whether some
+   * element of `requests` is a `RetriedRequest`.
    */
-  protected settleEach(flight: Flight<T>, wrapped: boolean, requests: readonly (Q | BatchRequest<T, R>)[], value: readonly (R | Error)[]): void {
+  private settleEach(flight: Flight<T>, wrapped: boolean, requests: readonly (Q | BatchRequest<T, R>)[], value: readonly (R | Error)[]): void {
+    const batcher = this.batcher;
+    let last: Q | undefined;
+    let count = 0;
     for (let i = 0; i < requests.length; i++) {
       const request = this.unwrap(wrapped, requests[i] as Q | BatchRequest<T, R>);
-      if (!this.owns(flight, request)) continue;
       const result = value[i];
-      if (typeof result === "object" && result !== null && result instanceof Error) this.fail(request, result);
-      else this.ack(request, result as R);
+      if ((typeof result === "object" && result !== null) || typeof result === "function") {
+        if (count > 0) {
+          this.counted(last as Q, batcher._acked(flight, count));
+          count = 0;
+        }
+        if (!this.owns(flight, request)) continue;
+        if (typeof result === "object" && result instanceof Error) this.fail(request, result);
+        else this.ack(request, result as R);
+      } else if (batcher._release(request, flight)) {
+        count++;
+        last = request;
+        this.acked(request, result);
+      }
     }
+    if (count > 0) this.counted(last as Q, batcher._acked(flight, count));
   }
 
   /** The item behind a request handed to the handler. */
-  protected unwrap(wrapped: boolean, request: Q | BatchRequest<T, R>): Q {
+  private unwrap(wrapped: boolean, request: Q | BatchRequest<T, R>): Q {
     return wrapped && request instanceof RetriedRequest ? (request.request as Q) : (request as Q);
   }
 

@@ -1,5 +1,5 @@
 import { type Batch, type BatchHandler, type BatcherStats, ClosedError, type Delivery, type Outcome, type ResultStore, RetriesExhaustedError, type Transport } from "@tranche/core";
-import { BatchDriver, DriverRequest, errorInfo, type Flight } from "@tranche/core/internal";
+import { BatchDriver, DriverRequest, errorInfo } from "@tranche/core/internal";
 import { DeliveryLimitError, type TransportOperation, TransportOperationError, isRetryable } from "./errors.js";
 import type { WorkerEvents } from "./events.js";
 import { type CallResult, Io } from "./io.js";
@@ -173,26 +173,15 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
 
   // ---- outcomes (called by the handler protocol of BatchDriver) ----
 
-  ack(item: WorkItem<T, R>, result: R | undefined): void {
+  /** An acked item joins its batch's ack call, made once the batch is complete. */
+  protected acked(item: WorkItem<T, R>, result: R | undefined): void {
     const record = item.batch as BatchRecord<T, R>;
-    const freed = this.batcher._ack(item);
     item.value = result;
     record.acked[record.ackedCount++] = item;
-    if (freed) this.complete(record);
   }
 
-  /** Nothing returned: the unsettled items are acked together, counted once for the batch. */
-  protected override ackRest(flight: Flight<T>, items: readonly WorkItem<T, R>[]): void {
-    const batcher = this.batcher;
-    let record: BatchRecord<T, R> | undefined;
-    let acked = 0;
-    for (const item of items) {
-      if (!batcher._release(item, flight)) continue;
-      record = item.batch as BatchRecord<T, R>;
-      record.acked[record.ackedCount++] = item;
-      acked++;
-    }
-    if (record !== undefined && batcher._acked(flight, acked)) this.complete(record);
+  protected counted(item: WorkItem<T, R>, freed: boolean): void {
+    if (freed) this.complete(item.batch as BatchRecord<T, R>);
   }
 
   fail(item: WorkItem<T, R>, error: unknown): void {
