@@ -3,9 +3,10 @@ import { Heap } from "./heap.js";
 import { type BatcherOptions, type FlushReason, type ResolvedOptions, resolveOptions } from "./options.js";
 import { checkInteger, invalidOption } from "./validation.js";
 import type { AddResult, Batch, Batcher as BatcherApi, BatcherStats, Coalesced, Item, NewItem } from "./batcher-api.js";
+import { DedupeIndex } from "./dedupe-index.js";
 import { DELAYED, DONE, ELIGIBLE, Entry, IN_FLIGHT, earlier } from "./entry.js";
-import { Flight } from "./flight.js";
-import { Group } from "./group.js";
+import { Flight, Flights } from "./flight.js";
+import { Group, GroupRegistry } from "./group.js";
 import { small } from "./small.js";
 
 /**
@@ -46,23 +47,15 @@ export class Batcher<T> implements BatcherApi<T> {
   /** Groups with a count, bytes or flush trigger pending (entries whose `inReady` went false are dropped on the next scan). */
   private readonly readyList: Group<T>[] = [];
   private readyCount = 0;
-  /** Groups by key; empty ones stay until a sweep, so keys are not deleted one by one. */
-  private groups = new Map<string, Group<T>>();
+  private readonly groups: GroupRegistry<T>;
   private readonly thresholds: Thresholds;
-  private sweepGroupsAt: number;
   /** Times inside are ms since `origin.at`, the first `now` seen (see `Entry._nb`). */
   private readonly origin = { at: 0 };
   private hasOrigin = false;
   private readonly defaultGroup = new Group<T>(undefined, this.origin);
-  /** Buffered entry by dedupe key; a stale value (an entry no longer buffered) counts as absent. */
-  private byKey: Map<string, Entry<T>> | undefined;
-  private sweepKeysAt: number;
-  /** In-flight batches, oldest first. */
-  private oldest: Flight<T> | undefined = undefined;
-  private newest: Flight<T> | undefined = undefined;
-  private flightCount = 0;
-  /** The batch the last settle by id found: drivers settle one batch's items together. */
-  private lastFound: Flight<T> | undefined = undefined;
+  /** Buffered entries by `dedupeKey`; `undefined` without one. */
+  private readonly dedupe: DedupeIndex<T> | undefined;
+  private readonly flights = new Flights<T>();
 
   /** Local time of the last operation (ms since `origin.at`, never negative). */
   private time = 0;
@@ -93,9 +86,8 @@ export class Batcher<T> implements BatcherApi<T> {
         if (value !== undefined) this.thresholds[name] = checkInteger(`thresholds.${name}`, value, { min: 1 });
       }
     }
-    this.sweepGroupsAt = this.thresholds.groups;
-    this.sweepKeysAt = this.thresholds.keys;
-    this.byKey = this.options.dedupeKey === undefined ? undefined : new Map();
+    this.groups = new GroupRegistry<T>(this.thresholds.groups, this.origin);
+    this.dedupe = this.options.dedupeKey === undefined ? undefined : new DedupeIndex(this.thresholds.keys);
     const { sizeOf, groupBy, dedupeKey } = this.options;
     this.plain = sizeOf === undefined && groupBy === undefined && dedupeKey === undefined;
   }
@@ -124,7 +116,7 @@ export class Batcher<T> implements BatcherApi<T> {
     now = this.advance(now);
     const batches: Batch<T>[] = [];
     const { concurrency } = this.options;
-    while (this.flightCount < concurrency) {
+    while (this.flights.count < concurrency) {
       const group = this.nextReady(now);
       if (group === undefined) break;
       batches.push(this.take(group));
@@ -137,7 +129,7 @@ export class Batcher<T> implements BatcherApi<T> {
    * (or an add) can create some. A time ≤ now means "poll now".
    */
   nextWake(): number | undefined {
-    if (this.flightCount >= this.options.concurrency) return undefined;
+    if (this.flights.count >= this.options.concurrency) return undefined;
     const top = this.groupHeap.peek();
     if (this.readyCount > 0 || (this.closed && top !== undefined)) return this.time + this.origin.at;
     let wake = top === undefined ? Infinity : top.first()._nb + this.options.flushInterval;
@@ -148,17 +140,17 @@ export class Batcher<T> implements BatcherApi<T> {
 
   ack(batchId: string, itemId: string, now: number): void {
     this.advance(now);
-    this._ack(this.find(batchId, itemId));
+    this._ack(this.flights.find(batchId, itemId));
   }
 
   fail(batchId: string, itemId: string, now: number): void {
     this.advance(now);
-    this._fail(this.find(batchId, itemId));
+    this._fail(this.flights.find(batchId, itemId));
   }
 
   /** Back to the buffer, eligible at `notBefore`, with `attempt + 1`. */
   retry(batchId: string, itemId: string, notBefore: number, now: number): "retried" | "coalesced" {
-    return this._retry(this.find(batchId, itemId), notBefore, now);
+    return this._retry(this.flights.find(batchId, itemId), notBefore, now);
   }
 
   /**
@@ -168,7 +160,7 @@ export class Batcher<T> implements BatcherApi<T> {
    */
   remove(batchId: string, itemId: string, now: number): void {
     this.advance(now);
-    this._remove(this.find(batchId, itemId));
+    this._remove(this.flights.find(batchId, itemId));
   }
 
   /** Every item eligible now flushes (reason `"flush"`), in batches of ≤ `flushEvery`, within `concurrency`. */
@@ -212,8 +204,8 @@ export class Batcher<T> implements BatcherApi<T> {
       (entry._group as Group<T>).held = 0;
     }
     this.delayed.clear();
-    this.groups = new Map();
-    if (this.byKey !== undefined) this.byKey = new Map();
+    this.groups.clear();
+    this.dedupe?.clear();
     out.sort((a, b) => (earlier(a, b) ? -1 : 1));
     for (const entry of out) entry._state = DONE;
     this.held = 0;
@@ -227,7 +219,7 @@ export class Batcher<T> implements BatcherApi<T> {
       eligible: this.held - this.delayed.size,
       delayed: this.delayed.size,
       inFlight: this.inFlightItems,
-      inFlightBatches: this.flightCount,
+      inFlightBatches: this.flights.count,
       batches: { ...batches },
       items: { ...items },
     };
@@ -263,22 +255,22 @@ export class Batcher<T> implements BatcherApi<T> {
     }
     now = this.advance(now);
     if (notBefore !== undefined) notBefore = small(notBefore - this.origin.at);
-    if (this.byKey !== undefined) {
+    if (this.dedupe !== undefined) {
       const key = (dedupeKey as (payload: T) => string)(entry.payload);
       if (typeof key !== "string") throw invalidOption("dedupeKey(payload)", "a string", key);
-      const survivor = this.buffered(key);
+      const survivor = this.dedupe.buffered(key);
       if (survivor !== undefined) {
         this.merge(survivor, entry.payload, size, groupKey);
         return "coalesced";
       }
       if (this.held + this.inFlightItems >= this.options.maxBuffered) return "full";
       entry._key = key;
-      this.setKey(key, entry);
+      this.dedupe.set(key, entry);
     } else if (this.held + this.inFlightItems >= this.options.maxBuffered) {
       return "full";
     }
     entry._size = size;
-    entry._group = groupKey === undefined ? this.defaultGroup : this.groupFor(groupKey);
+    entry._group = groupKey === undefined ? this.defaultGroup : this.groups.get(groupKey);
     this.counts.items.accepted++;
     this.enter(entry, notBefore === undefined || notBefore < now ? now : notBefore, now, now);
     return "accepted";
@@ -310,7 +302,7 @@ export class Batcher<T> implements BatcherApi<T> {
     this.counts.items.acked += count;
     flight._remaining -= count;
     if (flight._remaining > 0) return false;
-    this.land(flight);
+    this.flights.land(flight);
     return true;
   }
 
@@ -338,7 +330,7 @@ export class Batcher<T> implements BatcherApi<T> {
     this.counts.items.retried++;
     entry.attempt++;
     if (entry._key !== undefined) {
-      const survivor = this.buffered(entry._key);
+      const survivor = (this.dedupe as DedupeIndex<T>).buffered(entry._key);
       if (survivor !== undefined) {
         // The buffered one arrived later than this retried one: it is the newer payload
         // under either policy, so it survives unchanged.
@@ -346,9 +338,9 @@ export class Batcher<T> implements BatcherApi<T> {
         this.counts.items.coalesced++;
         return "coalesced";
       }
-      this.setKey(entry._key, entry);
+      (this.dedupe as DedupeIndex<T>).set(entry._key, entry);
     }
-    entry._group = this.rejoin(entry._group as Group<T>);
+    entry._group = this.groups.rejoin(entry._group as Group<T>);
     this.enter(entry, notBefore < now ? now : notBefore, now, enqueuedAt);
     return "retried";
   }
@@ -366,14 +358,12 @@ export class Batcher<T> implements BatcherApi<T> {
 
   /** @internal Number of the last batch started, and of the oldest still in flight. */
   _batchNumbers(): { last: number; oldestInFlight: number } {
-    return { last: this.batchNo, oldestInFlight: this.oldest === undefined ? Infinity : this.oldest._no };
+    return { last: this.batchNo, oldestInFlight: this.flights.oldest === undefined ? Infinity : this.flights.oldest._no };
   }
 
   /** @internal In-flight batches, oldest first. */
   _flights(): Flight<T>[] {
-    const out: Flight<T>[] = [];
-    for (let flight = this.oldest; flight !== undefined; flight = flight._next) out.push(flight);
-    return out;
+    return this.flights.all();
   }
 
   /** @internal Items buffered (eligible + delayed). */
@@ -525,13 +515,7 @@ export class Batcher<T> implements BatcherApi<T> {
     group.held -= count;
     this.held -= count;
     this.inFlightItems += count;
-    if (this.newest === undefined) this.oldest = flight;
-    else {
-      this.newest._next = flight;
-      flight._prev = this.newest;
-    }
-    this.newest = flight;
-    this.flightCount++;
+    this.flights.add(flight);
     this.counts.batches[reason]++;
 
     this.shrunk(group);
@@ -565,22 +549,11 @@ export class Batcher<T> implements BatcherApi<T> {
     entry._flight = undefined;
     this.inFlightItems--;
     if (--flight._remaining > 0) return false;
-    this.land(flight);
+    this.flights.land(flight);
     return true;
   }
 
   /** A batch completed: out of the list of in-flight batches, its slot free. */
-  private land(flight: Flight<T>): void {
-    const { _prev: prev, _next: next } = flight;
-    if (prev === undefined) this.oldest = next;
-    else prev._next = next;
-    if (next === undefined) this.newest = prev;
-    else next._prev = prev;
-    flight._prev = flight._next = undefined;
-    this.flightCount--;
-    if (this.lastFound === flight) this.lastFound = undefined;
-  }
-
   private merge(survivor: Entry<T>, payload: T, size: number, groupKey: string | undefined): void {
     this.counts.items.coalesced++;
     if (this.options.coalesce === "first") {
@@ -590,7 +563,7 @@ export class Batcher<T> implements BatcherApi<T> {
     this.last = { survivor, dropped: survivor.payload };
     survivor.payload = payload;
     const from = survivor._group as Group<T>;
-    const to = groupKey === undefined ? from : this.groupFor(groupKey);
+    const to = groupKey === undefined ? from : this.groups.get(groupKey);
     if (to !== from) {
       // The new payload belongs to another group: the survivor moves there, so no batch mixes groups.
       this.move(survivor, from, to, size);
@@ -637,79 +610,5 @@ export class Batcher<T> implements BatcherApi<T> {
       if (this.triggered(to)) this.markReady(to);
     }
     entry._size = size;
-  }
-
-  private groupFor(key: string): Group<T> {
-    let group = this.groups.get(key);
-    if (group === undefined) {
-      if (this.groups.size >= this.sweepGroupsAt) this.sweepGroups();
-      group = new Group<T>(key, this.origin);
-      this.groups.set(key, group);
-    }
-    return group;
-  }
-
-  /** Drops empty groups in one go, into a fresh Map (see the note on the fields). */
-  private sweepGroups(): void {
-    const live = new Map<string, Group<T>>();
-    for (const [key, group] of this.groups) if (group.held > 0) live.set(key, group);
-    this.groups = live;
-    this.sweepGroupsAt = Math.max(this.thresholds.groups, live.size * 2);
-  }
-
-  /** The buffered entry under a dedupe key, if any. */
-  private buffered(key: string): Entry<T> | undefined {
-    const entry = (this.byKey as Map<string, Entry<T>>).get(key);
-    return entry !== undefined && entry._key === key && (entry._state === ELIGIBLE || entry._state === DELAYED) ? entry : undefined;
-  }
-
-  private setKey(key: string, entry: Entry<T>): void {
-    let byKey = this.byKey as Map<string, Entry<T>>;
-    if (byKey.size >= this.sweepKeysAt && !byKey.has(key)) {
-      const live = new Map<string, Entry<T>>();
-      for (const [k, e] of byKey) if (this.buffered(k) === e) live.set(k, e);
-      this.byKey = byKey = live;
-      this.sweepKeysAt = Math.max(this.thresholds.keys, live.size * 2);
-    }
-    byKey.set(key, entry);
-  }
-
-  /** The live group object for a returning entry (its old one may have been dropped when it emptied). */
-  private rejoin(group: Group<T>): Group<T> {
-    if (group.key === undefined) return group;
-    const live = this.groups.get(group.key);
-    if (live !== undefined) return live;
-    this.groups.set(group.key, group);
-    return group;
-  }
-
-  private find(batchId: string, itemId: string): Entry<T> {
-    let flight = this.lastFound;
-    if (flight === undefined || flight.id !== batchId) {
-      flight = this.newest;
-      while (flight !== undefined && flight.id !== batchId) flight = flight._prev;
-      this.lastFound = flight;
-    }
-    if (flight === undefined) throw new SettledError(itemId, `[tranche/core] batch ${JSON.stringify(batchId)} is not in flight`);
-    const entries = flight._entries;
-    // Drivers usually settle in order: check the cursor before building an index.
-    let cursor = flight._cursor;
-    while (cursor < entries.length && (entries[cursor] as Entry<T>)._flight !== flight) cursor++;
-    flight._cursor = cursor;
-    const next = entries[cursor];
-    if (next !== undefined && next.id === itemId) return next;
-    if (flight._byId === undefined) {
-      flight._byId = new Map();
-      for (const entry of entries) if (!flight._byId.has(entry.id)) flight._byId.set(entry.id, entry);
-    }
-    let entry = flight._byId.get(itemId);
-    if (entry !== undefined && entry._flight !== flight) {
-      // Duplicate ids in one batch: settle the first one still in flight.
-      entry = entries.find((e) => e.id === itemId && e._flight === flight) ?? entry;
-    }
-    if (entry === undefined) throw new SettledError(itemId, `[tranche/core] item ${JSON.stringify(itemId)} is not in batch ${JSON.stringify(batchId)}`);
-    // Settled in this batch already, though it may be in flight again in a later one after a retry.
-    if (entry._flight !== flight) throw new SettledError(itemId);
-    return entry;
   }
 }
