@@ -1,10 +1,11 @@
 import { type Batch, type BatchHandler, type BatcherStats, ClosedError, type Delivery, type Outcome, type ResultStore, RetriesExhaustedError, type Transport } from "@tranche/core";
 import { BatchDriver, DriverRequest, errorInfo } from "@tranche/core/internal";
-import { DeliveryLimitError, type TransportOperation, TransportOperationError, isRetryable } from "./errors.js";
+import { DeliveryLimitError, type TransportOperation, TransportOperationError } from "./errors.js";
 import type { WorkerEvents } from "./events.js";
 import { type CallResult, Io } from "./io.js";
 import { type LeaseGroup, type Leased, Leases } from "./leases.js";
 import { type ResolvedWorkerOptions, type WorkerOptions, resolveWorkerOptions } from "./options.js";
+import { storeOutcomes } from "./store-outcomes.js";
 
 /** What `worker.stats` reports. */
 export interface WorkerStats extends BatcherStats {
@@ -73,12 +74,6 @@ class WorkItem<T, R> extends DriverRequest<T, R> implements Leased<T> {
   get headers(): Readonly<Record<string, string>> | undefined {
     return this.delivery.headers;
   }
-}
-
-/** The outcome stored instead of a result the store refuses for good. */
-function unstorable(reason: unknown): Outcome<never> {
-  const message = reason instanceof Error ? reason.message : String(reason);
-  return { ok: false, error: { name: "UnstorableResultError", message: `[tranche/worker] the result could not be stored: ${message}` } };
 }
 
 /** Deliveries the worker keeps until their `notBefore`, then releases (see `holdUntil`). */
@@ -503,40 +498,18 @@ export class WorkerDriver<T, R> extends BatchDriver<T, R, WorkItem<T, R>> {
   }
 
   /**
-   * Stores each item's outcome; resolves with the items the store has (or that it can never
-   * take). A result the store refuses for good (not serialisable, too large) is replaced by a
-   * failure outcome that says so, and the item is settled all the same. Items still failing for
-   * a passing fault when `ioMaxRetryTime` is over are left out.
+   * Stores each item's outcome (see `storeOutcomes`); resolves with the items the store has
+   * or can never take. Items still failing for a passing fault after `ioMaxRetryTime` are left out.
    */
-  private async store(items: WorkItem<T, R>[], outcomeOf: (item: WorkItem<T, R>) => Outcome<R>): Promise<WorkItem<T, R>[]> {
+  private store(items: WorkItem<T, R>[], outcomeOf: (item: WorkItem<T, R>) => Outcome<R>): Promise<WorkItem<T, R>[]> {
     const { results, resultTtl } = this.own as { results: ResultStore<R>; resultTtl: number | undefined };
-    const stored: WorkItem<T, R>[] = [];
-    let pending = items.map((item) => ({ item, outcome: outcomeOf(item) }));
-    await this.call("results.set", async () => {
-      const again: typeof pending = [];
-      let failure: unknown;
-      for (let round = pending; round.length > 0; ) {
-        const settled = await Promise.allSettled(round.map(({ item, outcome }) => results.set(item.id, outcome, resultTtl)));
-        const refused: typeof pending = [];
-        settled.forEach((result, i) => {
-          const entry = round[i] as (typeof pending)[number];
-          if (result.status === "fulfilled") stored.push(entry.item);
-          else if (isRetryable(result.reason)) {
-            again.push(entry);
-            failure ??= result.reason;
-          } else {
-            this.error(new TransportOperationError("results.set", 1, result.reason, { retrying: false }));
-            // A failure outcome the store refuses too: the item is settled without one.
-            if (entry.outcome.ok) refused.push({ item: entry.item, outcome: unstorable(result.reason) });
-            else stored.push(entry.item);
-          }
-        });
-        round = refused;
-      }
-      pending = again;
-      if (again.length > 0) throw failure;
-    });
-    return stored;
+    return storeOutcomes(
+      results,
+      resultTtl,
+      items.map((item) => ({ item, outcome: outcomeOf(item) })),
+      (attempt) => this.call("results.set", attempt),
+      (error) => this.error(error),
+    );
   }
 
   /** A call tried until it succeeds or gives up; after `close({ timeout })` gave up, tried once. */
