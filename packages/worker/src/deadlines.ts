@@ -13,9 +13,8 @@ export interface Deadline extends Link<Deadline> {
  * All calls get the same timeout, so they fall due in the order they start: a FIFO list keeps
  * them in deadline order, and the timer only ever waits for the oldest. A call that settles
  * leaves the list in O(1) and leaves the timer alone; when the timer fires, it expires what is
- * due and waits again for the oldest left. A Node timer armed and cleared for each receive and
- * each ack was about a tenth of the worker's instructions per delivery (callgrind, with a
- * transport that does nothing).
+ * due and waits again for the oldest left: no Node timer is armed and cleared per call (what
+ * that cost is in bench/README.md).
  *
  * While the worker runs, the timer may stay armed with nothing in the list (until it fires, at
  * most `timeout` later); after `close()` it goes as soon as the list is empty, so a closed
