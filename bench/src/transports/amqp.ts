@@ -8,7 +8,8 @@ import { type TransportBench, type TransportBenchSettings, type TransportContend
  * with the same prefetch, `batchSize` messages (JSON parsed) → handler → one `basic.ack` with
  * `multiple` for the batch — on quorum queues of one RabbitMQ node the bench starts on free
  * ports. Each round fills a fresh queue (publisher confirms, not timed) and deletes it after. The
- * raw loop's acks are unconfirmed, as such loops are; the worker's are confirmed (a `tx.commit`).
+ * raw loop's acks are unconfirmed, as such loops are; the worker's resolve once the broker took
+ * them (a `basic.qos` round trip after the acks, one at a time per channel).
  */
 export const amqpBench: TransportBench = {
   suite: "amqp",

@@ -6,7 +6,6 @@ import type { Consumer } from "./consumer.js";
 import { count, DELIVERY_COUNT, Header } from "./headers.js";
 import { producerHeaders } from "./messages.js";
 import { PREFIX } from "./options.js";
-import type { Outgoing } from "./publisher.js";
 
 /** What the transport keeps about a delivery it handed out. */
 export interface Handle {
@@ -15,12 +14,12 @@ export interface Handle {
   readonly message: Message;
   /** The channel that delivered it: the only one it can be settled on. */
   readonly consumer: Consumer;
-  /** A commit that settled it was confirmed. */
+  /** The broker took its ack. */
   settled: boolean;
+  /** The broker confirmed the copy that replaces it (a retry's, a dead letter, a release's): a repeated call only acks. */
+  copied: boolean;
   /** The call settling it, while under way: a repeated call waits for it (a second ack of one tag would close the channel). */
-  committing: Promise<unknown> | undefined;
-  /** Copies the broker returned as unroutable after the original was acked; published again before the call resolves. */
-  unrouted: Outgoing[];
+  settling: Promise<unknown> | undefined;
 }
 
 /** The item id of a message: its `messageId`, or for one published without it a digest of its bytes (the same on every delivery). */
@@ -64,7 +63,7 @@ export class AmqpDelivery<T> implements Delivery<T> {
     if (notBefore > now) (this as { notBefore?: number }).notBefore = notBefore;
     const own = producerHeaders(headers);
     if (own !== undefined) (this as { headers?: Readonly<Record<string, string>> }).headers = own;
-    this.#handle = { owner, message, consumer, settled: false, committing: undefined, unrouted: [] };
+    this.#handle = { owner, message, consumer, settled: false, copied: false, settling: undefined };
   }
 
   /** The handle of `delivery`, or a TypeError for one that `owner` did not receive. */

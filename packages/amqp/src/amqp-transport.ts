@@ -23,11 +23,17 @@ const PUBLISH_WINDOW = 1_000;
  * |---|---|
  * | send | publish with confirms, `persistent`, `mandatory` (a return is an error) |
  * | receive | `basic.consume` with `basic.qos` prefetch, served from what the channel was given |
- * | ack | `basic.ack` (one with `multiple` for the channel's oldest deliveries), then `tx.commit` |
- * | retry | in one transaction: a copy to the delay queue of its delay (TTL, then dead-lettered back), and the ack |
- * | release | in one transaction: a copy to the work queue that keeps `attempt`, and the ack |
- * | dead letter | in one transaction: a copy to the dead-letter queue with the reason, and the ack |
- * | crash recovery | the channel closes: the broker puts back what it delivered on it |
+ * | ack | `basic.ack` (one with `multiple` for the channel's oldest deliveries); resolves once a `basic.qos` round trip after it returns |
+ * | retry | a copy to the delay queue of its delay (TTL, then dead-lettered back), confirmed; then the ack |
+ * | release | a copy to the work queue that keeps `attempt`, confirmed; then the ack |
+ * | dead letter | a copy to the dead-letter queue with the reason, confirmed; then the ack |
+ * | crash recovery | the channel closes: the broker puts back what it delivered on it and had no ack for |
+ *
+ * Copies go out on the session's confirm channel, acks on the channel that delivered. A delivery's
+ * copy is published once per transport, however often the call is repeated; but if the channel
+ * closes after the copy was confirmed and before the broker took the ack (a crash, a dropped
+ * connection), the broker delivers the original again beside its copy: a retried item can run
+ * once more at once, a released one twice, and a dead-lettered one can be dead-lettered twice.
  *
  * There are no leases (`lease: false`): a delivery stays with its channel until it is settled,
  * the channel closes, or RabbitMQ's `consumer_timeout` closes the channel.
@@ -61,8 +67,7 @@ export class AmqpTransport<T = unknown> implements Transport<T>, QueueAdmin<T> {
         this.#worker = true;
         return this.#declareBase(session);
       },
-      declareTarget: (session, queue) => this.#declareTarget(session, queue),
-      publish: (operation, messages) => this.#publish(operation, messages),
+      publishCopies: (session, copies) => this.#publishCopies(session, copies),
     });
     this.capabilities = {
       maxReceive: this.#options.prefetch,
@@ -121,7 +126,7 @@ export class AmqpTransport<T = unknown> implements Transport<T>, QueueAdmin<T> {
   /**
    * Up to `max` deliveries from what the channel was given, waiting at most `wait` ms for the
    * first. A message whose `notBefore` is a second or more away is not returned: it moves to the
-   * delay queue of the time left, in one transaction with its ack, without counting as a delivery.
+   * delay queue of the time left (a confirmed copy, then the ack), without counting as a delivery.
    * One due sooner is returned with `notBefore`, and the worker holds it.
    *
    * Once no `receive` has been waiting for `wait` ms (the worker is full, or stopped asking), the
@@ -200,10 +205,6 @@ export class AmqpTransport<T = unknown> implements Transport<T>, QueueAdmin<T> {
   }
 
   /**
-   * Ends pending receives and closes the connection, waiting at most a second for the broker.
-   * The broker puts back whatever was delivered and not settled.
-   */
-  /**
    * Ready messages of the work queue, of its delay queues and of the dead-letter queue, as
    * RabbitMQ counts them (`queue.declare` passive). `inFlight` is always 0: AMQP 0-9-1 does not
    * tell a queue's unacknowledged messages (the management API does). A delayed `send` counts as
@@ -217,8 +218,9 @@ export class AmqpTransport<T = unknown> implements Transport<T>, QueueAdmin<T> {
   /**
    * The dead letters, oldest first, one per item id: up to `limit`, after the letter of item id
    * `after`. AMQP cannot look at a queue without taking its messages: each call passes once over
-   * the dead-letter queue, putting every letter back behind the others, with its ack, in one
-   * transaction per hundred.
+   * the dead-letter queue, putting every letter back behind the others: a hundred confirmed
+   * copies, then their acks. A listing cut short between the two leaves those letters twice in the
+   * queue (listed once, counted twice by `depth()`).
    */
   async deadLetters(options?: DeadLetterPage): Promise<DeadLetter<T>[]> {
     this.#assertOpen();
@@ -228,8 +230,10 @@ export class AmqpTransport<T = unknown> implements Transport<T>, QueueAdmin<T> {
   /**
    * Sends dead letters back to the work queue (a delay of a second or more: to its delay queue)
    * under their ids with their bytes and the producer's headers, as fresh items (no counts); each
-   * letter's copy and its ack go in one transaction, so an interrupted redrive loses nothing and
-   * a repeat finds it gone. Declares the queues, as a worker does. Resolves with how many items.
+   * letter is acked only after its copy was confirmed, so an interrupted redrive loses nothing,
+   * and a repeat finds the letters it acked gone (one cut short between a copy's confirm and the
+   * ack leaves the letter too: a later redrive sends that item again). Declares the queues, as a
+   * worker does. Resolves with how many items.
    */
   async redrive(ids: readonly string[] | "all", options?: { delay?: number }): Promise<number> {
     this.#assertOpen();
@@ -420,65 +424,82 @@ export class AmqpTransport<T = unknown> implements Transport<T>, QueueAdmin<T> {
   }
 
   /**
-   * Settles deliveries on the channel that delivered them: the copies that replace them (`copies[i]`
-   * for `deliveries[i]`; none for an ack) and their acks in one commit. Deliveries settled before
-   * are skipped (a repeated call is a no-op once the broker confirmed). Resolves with a delivery
-   * whose channel has closed, if any: nothing can settle it any more.
+   * Settles deliveries on the channel that delivered them: publishes the copies that replace them
+   * (`copies[i]` for `deliveries[i]`; none for an ack) with confirms, then acks them all. A
+   * delivery's copy goes out once: a repeated call whose copy was confirmed only acks, and one
+   * whose ack was taken does nothing. Resolves with a delivery whose channel has closed, if any:
+   * nothing can settle it any more.
    */
   async #settle(operation: string, deliveries: readonly Delivery<T>[], copies?: readonly Outgoing[]): Promise<Delivery<T> | undefined> {
     this.#worker = true;
     const handles = deliveries.map((delivery) => this.#heldOf(delivery));
-    for (let busy = handles.find((h) => h.committing !== undefined); busy !== undefined; busy = handles.find((h) => h.committing !== undefined)) {
-      await busy.committing?.catch(() => {});
+    for (let busy = handles.find((h) => h.settling !== undefined); busy !== undefined; busy = handles.find((h) => h.settling !== undefined)) {
+      await busy.settling?.catch(() => {});
     }
     let gone: Delivery<T> | undefined;
     const live: Handle[] = [];
     const liveCopies: Outgoing[] = [];
     /** The handle each of `liveCopies` replaces. */
     const replaced: Handle[] = [];
-    const unrouted = new Set<Handle>();
     for (const [i, handle] of handles.entries()) {
-      if (handle.unrouted.length > 0) unrouted.add(handle);
-      else if (handle.settled) continue;
-      else if (handle.consumer.dead !== undefined) gone ??= deliveries[i];
+      if (handle.settled) continue;
+      if (handle.consumer.dead !== undefined) gone ??= deliveries[i];
       else {
         live.push(handle);
         const copy = copies?.[i];
-        if (copy !== undefined) {
+        if (copy !== undefined && !handle.copied) {
           liveCopies.push(copy);
           replaced.push(handle);
         }
       }
     }
     const consumer = live[0]?.consumer;
-    if (consumer !== undefined) {
-      const committing = this.#run(operation, async (session) => {
-        // A commit whose reply is lost times out and drops the connection: a repeated call then finds these deliveries gone.
-        if (consumer.session !== session || consumer.dead !== undefined) throw consumer.dead ?? new Error("channel closed");
-        for (const copy of liveCopies) await this.#declareTarget(session, copy.queue);
-        const returned = await consumer.commit(
-          liveCopies,
-          live.map((handle) => handle.message),
-        );
-        for (const handle of live) handle.settled = true;
-        for (const index of returned) {
-          // The broker dropped this copy but committed the ack: the copy is published again below.
-          const copy = liveCopies[index] as Outgoing;
-          const handle = replaced[index] as Handle;
-          handle.unrouted.push(copy);
-          unrouted.add(handle);
-          session.declared.delete(copy.queue);
-        }
-      });
-      for (const handle of live) handle.committing = committing;
-      try {
-        await committing;
-      } finally {
-        for (const handle of live) handle.committing = undefined;
-      }
+    if (consumer === undefined) return gone;
+    const settling = this.#run(operation, async (session) => {
+      // A call whose reply is lost times out and drops the connection: a repeated call then finds these deliveries gone.
+      if (consumer.session !== session || consumer.dead !== undefined) throw consumer.dead ?? new Error("channel closed");
+      if (liveCopies.length > 0) await this.#publishCopies(session, liveCopies, (index) => ((replaced[index] as Handle).copied = true));
+      await consumer.ack(live.map((handle) => handle.message));
+      for (const handle of live) handle.settled = true;
+    });
+    for (const handle of live) handle.settling = settling;
+    try {
+      await settling;
+    } finally {
+      for (const handle of live) handle.settling = undefined;
     }
-    for (const handle of unrouted) await this.#republish(operation, handle);
     return gone;
+  }
+
+  /**
+   * Publishes copies with confirms to their queues, declared first; `confirmed(i)` runs for each
+   * copy the broker took. A copy the broker returned (its queue was deleted under it) goes out
+   * again, to a queue declared anew: a dead letter to the dead-letter queue, any other to the work
+   * queue (a delay queue's copy with its `notBefore`, so the worker that receives it moves or holds it).
+   */
+  async #publishCopies(session: Session, copies: readonly Outgoing[], confirmed?: (index: number) => void): Promise<void> {
+    for (const queue of new Set(copies.map((copy) => copy.queue))) await this.#declareTarget(session, queue);
+    const publisher = await session.publisher();
+    const results = await Promise.allSettled(
+      copies.map(async (copy, index) => {
+        await publisher.publish(copy).catch(async (error: unknown) => {
+          if (!(error instanceof Unroutable)) throw error;
+          const queue = copy.queue === this.#options.deadLetterQueue ? copy.queue : this.#options.queue;
+          session.declared.delete(copy.queue);
+          session.declared.delete(queue);
+          await this.#declareBase(session);
+          await (await session.publisher()).publish({ ...copy, queue });
+        });
+        confirmed?.(index);
+      }),
+    );
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed === undefined) return;
+    if (failed.reason instanceof Unroutable) {
+      session.declared.clear();
+      throw new Error(`${failed.reason.message} (it is declared again on the next call)`, { cause: failed.reason });
+    }
+    throw failed.reason;
   }
 
   /** Declares the queue a copy goes to: delay queues are made on demand, the others at start. */
@@ -501,20 +522,6 @@ export class AmqpTransport<T = unknown> implements Transport<T>, QueueAdmin<T> {
     } catch (error) {
       session.declared.delete(queue);
       throw error;
-    }
-  }
-
-  /**
-   * Publishes again, with confirms, copies the broker returned after their originals were acked
-   * (a queue deleted under the commit). A copy for a delay queue goes to the work queue with its
-   * `notBefore`, and the receiving worker moves or holds it; the others go to their queue, declared again.
-   */
-  async #republish(operation: string, held: Handle): Promise<void> {
-    while (held.unrouted.length > 0) {
-      const copy = held.unrouted[0] as Outgoing;
-      const queue = copy.queue === this.#options.deadLetterQueue ? copy.queue : this.#options.queue;
-      await this.#publish(operation, [{ ...copy, queue }]);
-      held.unrouted.shift();
     }
   }
 }

@@ -1,35 +1,13 @@
-import type { Channel, ConsumeMessage, Message, Options } from "amqplib";
+import type { Channel, ConsumeMessage, GetMessage, Message } from "amqplib";
 import type { Session } from "./connection.js";
-import { Header } from "./headers.js";
-import type { Outgoing } from "./publisher.js";
-
-// AMQP 0-9-1 method ids of tx.select / tx.commit and their replies (class 90); amqplib has no
-// API for transactions, but its channel runs any method as an RPC.
-const TX_SELECT = 5898250;
-const TX_SELECT_OK = 5898251;
-const TX_COMMIT = 5898260;
-const TX_COMMIT_OK = 5898261;
-
-interface PendingCommit {
-  readonly copies: readonly Outgoing[];
-  readonly acks: readonly Message[];
-  resolve(returned: number[]): void;
-  reject(error: unknown): void;
-}
-
-interface RpcChannel extends Channel {
-  rpc(method: number, fields: object, expect: number): Promise<unknown>;
-}
 
 /**
- * The channel a transport consumes on, in transaction mode. Every settlement is a commit: the
- * acks of the delivered messages, and the copies that replace them (a retry's delayed copy, a
- * dead letter, a released copy), are applied together when the broker confirms the commit, or
- * not at all if the channel closes first. So a retry never leaves both the original and its copy,
- * and a dead letter is written exactly once per delivery.
+ * The channel a transport consumes on. Its deliveries are settled only here, by `basic.ack`:
+ * the copies that replace some of them (a retry's delayed copy, a dead letter, a released copy)
+ * go out on the session's confirm channel first, and are confirmed before the ack is sent.
  *
- * Deliveries are settled only on the channel that delivered them; once it closes (`dead`), the
- * broker has put back what was not settled, and none of its deliveries can be settled again.
+ * Once the channel closes (`dead`), the broker has put back what was not acked, and none of its
+ * deliveries can be settled again.
  */
 export class Consumer {
   /** Why the channel closed; `undefined` while it is open. */
@@ -41,35 +19,28 @@ export class Consumer {
   /** The broker cancelled the consumer: its queue was deleted. */
   cancelled = false;
   readonly #wakers = new Set<() => void>();
-  readonly #returned = new Set<string>();
-  #seq = 0;
-  /** Settlements waiting for the commit under way to end. */
-  readonly #queued: PendingCommit[] = [];
-  #committing = false;
   /** Delivery tags of this channel not acked yet (ascending; tags in `#acked` are skipped). */
   readonly #unsettled: number[] = [];
   /** Tags acked one by one while older tags were still unsettled. */
   readonly #acked = new Set<number>();
+  /** `basic.qos` of the consumer, sent again as the round trip that tells the acks before it were taken. */
+  #prefetch = 0;
+  /** The round trip under way, and the one that follows it for acks sent meanwhile. */
+  #syncing: Promise<void> | undefined;
+  #nextSync: Promise<void> | undefined;
 
   private constructor(
-    readonly channel: RpcChannel,
+    readonly channel: Channel,
     readonly session: Session,
   ) {
-    channel.on("return", (message: Message) => {
-      const tag = message.properties.headers?.[Header.publish];
-      if (typeof tag === "string") this.#returned.add(tag);
-    });
     channel.on("error", (error: Error) => this.#die(error));
     channel.on("close", () => this.#die(session.dead ?? new Error("channel closed")));
     session.onDeath((error) => this.#die(error));
   }
 
-  /** Opens a channel on `session` and turns on transactions. */
+  /** Opens a channel on `session`. */
   static async open(session: Session): Promise<Consumer> {
-    const channel = (await session.model.createChannel()) as RpcChannel;
-    const consumer = new Consumer(channel, session);
-    await channel.rpc(TX_SELECT, {}, TX_SELECT_OK);
-    return consumer;
+    return new Consumer(await session.model.createChannel(), session);
   }
 
   #die(error: Error): void {
@@ -88,6 +59,7 @@ export class Consumer {
   /** Starts consuming `queue` with at most `prefetch` unsettled deliveries. */
   async consume(queue: string, prefetch: number): Promise<void> {
     await this.channel.prefetch(prefetch);
+    this.#prefetch = prefetch;
     const { consumerTag } = await this.channel.consume(
       queue,
       (message) => {
@@ -105,6 +77,13 @@ export class Consumer {
     );
     this.tag = consumerTag;
     this.cancelled = false;
+  }
+
+  /** One message of `queue` (`basic.get`), to be settled on this channel; `false` when the queue is empty. */
+  async get(queue: string): Promise<GetMessage | false> {
+    const message = await this.channel.get(queue, { noAck: false });
+    if (message !== false) this.#unsettled.push(message.fields.deliveryTag);
+    return message;
   }
 
   /**
@@ -142,25 +121,31 @@ export class Consumer {
   }
 
   /**
-   * Publishes `copies` and acks `acks` in one transaction. Resolves, once the broker confirmed
-   * the commit, with the indexes of the copies it returned as unroutable (their acks were
-   * committed all the same).
+   * Acks `messages` (each once: a second ack of a tag makes the broker close the channel) and
+   * resolves once the broker has taken the acks, or rejects if the channel closes first: then the
+   * broker puts back every delivery of the channel it had not taken an ack for.
    *
-   * RabbitMQ closes the connection if a channel sends anything while its `tx.commit` is being
-   * processed, so settlements that come during a commit wait and go out together in the next one.
+   * The acks go out at once; what tells they were taken is the reply to a `basic.qos` sent after
+   * them (a channel handles its methods in order). One such round trip is under way at a time:
+   * acks sent during it wait for the next, which serves them all.
    */
-  commit(copies: readonly Outgoing[], acks: readonly Message[]): Promise<number[]> {
-    return new Promise<number[]>((resolve, reject) => {
-      this.#queued.push({ copies, acks, resolve, reject });
-      if (!this.#committing) void this.#commitQueued();
-    });
+  ack(messages: readonly Message[]): Promise<void> {
+    if (this.dead !== undefined) return Promise.reject(this.dead);
+    try {
+      this.#send(messages);
+    } catch (error) {
+      // amqplib throws for a channel closing under it: what was sent is settled or put back with the rest.
+      this.#die(error as Error);
+      return Promise.reject(error);
+    }
+    return this.#sync();
   }
 
   /**
    * Sends the acks of `messages`: one `basic.ack` with `multiple` when they are every unsettled
    * delivery up to the newest of them (a worker acks its oldest deliveries first), else one each.
    */
-  #ack(messages: readonly Message[]): void {
+  #send(messages: readonly Message[]): void {
     if (messages.length === 0) return;
     const tags = new Set<number>();
     let newest = -1;
@@ -195,44 +180,28 @@ export class Consumer {
     while (drop < unsettled.length && this.#acked.delete(unsettled[drop] as number)) drop++;
     unsettled.splice(0, drop);
   }
-  async #commitQueued(): Promise<void> {
-    this.#committing = true;
-    while (this.#queued.length > 0) {
-      const batch = this.#queued.splice(0);
-      const tags: string[][] = [];
-      try {
-        // One settlement's frames never go out without its commit: all of them, then the commit.
-        for (const { copies, acks } of batch) {
-          const own: string[] = [];
-          for (const copy of copies) {
-            const tag = `c${(this.#seq++).toString(36)}`;
-            own.push(tag);
-            const properties: Options.Publish = { ...copy.properties, headers: { ...copy.properties.headers, [Header.publish]: tag }, persistent: true, mandatory: true };
-            this.channel.publish("", copy.queue, copy.content, properties);
-          }
-          tags.push(own);
-        }
-        this.#ack(batch.flatMap((pending) => pending.acks));
-      } catch (error) {
-        // Part of a settlement may be on the wire: closing the channel rolls it back (and puts
-        // back every delivery of the channel) rather than let a later commit apply it.
-        this.#die(error as Error);
-        void this.channel.close().catch(() => {});
-        for (const pending of [...batch, ...this.#queued.splice(0)]) pending.reject(error);
-        break;
-      }
-      try {
-        await this.channel.rpc(TX_COMMIT, {}, TX_COMMIT_OK);
-      } catch (error) {
-        for (const pending of batch) pending.reject(error);
-        continue;
-      }
-      for (const [i, pending] of batch.entries()) {
-        const returned: number[] = [];
-        for (const [index, tag] of (tags[i] as string[]).entries()) if (this.#returned.delete(tag)) returned.push(index);
-        pending.resolve(returned);
-      }
-    }
-    this.#committing = false;
+
+  /** Resolves once the broker has handled every method this channel sent so far. */
+  #sync(): Promise<void> {
+    const current = this.#syncing;
+    if (current === undefined) return this.#startSync();
+    // The round trip under way went out before the caller's acks: they need the next one.
+    this.#nextSync ??= current.then(
+      () => this.#startSync(),
+      () => this.#startSync(),
+    );
+    return this.#nextSync;
+  }
+
+  #startSync(): Promise<void> {
+    this.#nextSync = undefined;
+    if (this.dead !== undefined) return Promise.reject(this.dead);
+    const sync = this.channel.prefetch(this.#prefetch).then(() => {});
+    this.#syncing = sync;
+    const clear = (): void => {
+      if (this.#syncing === sync) this.#syncing = undefined;
+    };
+    sync.then(clear, clear);
+    return sync;
   }
 }

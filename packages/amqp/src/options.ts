@@ -27,7 +27,7 @@ export interface AmqpConnectionOptions {
   /** ms the TCP connect and the AMQP handshake may take before the attempt fails. @default 4_000 */
   connectTimeout?: number;
   /**
-   * ms one broker call may take (a publish confirm, a commit, a declaration). A call past it fails
+   * ms one broker call may take (a publish confirm, the round trip after an ack, a declaration). A call past it fails
    * with a retryable `TransportError` and the connection is dropped, so nothing stays in doubt
    * on it: the broker puts back whatever it had delivered on that connection.
    * @default 10_000

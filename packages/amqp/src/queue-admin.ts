@@ -10,7 +10,7 @@ import { invalid, PREFIX, type ResolvedAmqpTransportOptions } from "./options.js
 import type { Outgoing } from "./publisher.js";
 import { delayBucket, delayIndexQueue, delayQueue, isDelayQueue, MIN_QUEUED_DELAY } from "./topology.js";
 
-/** Dead letters moved per transaction. */
+/** Dead letters moved per call: their copies confirmed, then their acks. */
 const CHUNK = 100;
 /** Shown as the reason of a letter RabbitMQ dead-lettered by itself (`x-delivery-limit`), which carries none. */
 const BY_THE_BROKER = "DeliveryLimitExceeded";
@@ -21,10 +21,8 @@ export interface AdminHooks {
   run<V>(operation: string, body: (session: Session) => Promise<V>): Promise<V>;
   /** Declares the work and dead-letter queues, as a worker does. */
   declareBase(session: Session): Promise<void>;
-  /** Declares the queue a copy goes to (a delay queue on demand). */
-  declareTarget(session: Session, queue: string): Promise<void>;
-  /** Publishes with confirms, declaring the queues again if one went missing. */
-  publish(operation: string, messages: readonly Outgoing[]): Promise<void>;
+  /** Publishes copies with confirms to their queues (declared first; a delay queue on demand), again to a queue declared anew if one went missing. */
+  publishCopies(session: Session, copies: readonly Outgoing[]): Promise<void>;
 }
 
 /** What a message of the dead-letter queue becomes in one pass over it. */
@@ -34,10 +32,10 @@ type Fate = { readonly keep: true } | { readonly to: Outgoing } | { readonly dro
  * The operator's side of a RabbitMQ queue (`QueueAdmin`). Depth is what `queue.declare`
  * (passive) tells: ready messages of the work queue, of its delay queues (found through their
  * index) and of the dead-letter queue; AMQP 0-9-1 has no count of unacknowledged messages. The
- * dead letters are read by passing over the dead-letter queue once: each message is taken and,
- * in the same transaction as its ack, published again — behind the others (kept), to the work
- * queue (redriven), or not at all (purged). A pass cut short rolls back its open transaction;
- * nothing is lost.
+ * dead letters are read by passing over the dead-letter queue once: each message is taken,
+ * published again — behind the others (kept), to the work queue (redriven), or not at all
+ * (purged) — and acked once that copy was confirmed. A pass cut short loses nothing: what it had
+ * not acked goes back to the queue; a letter whose copy was confirmed then is there twice.
  */
 export class AmqpQueueAdmin<T> {
   constructor(
@@ -123,8 +121,8 @@ export class AmqpQueueAdmin<T> {
 
   /**
    * Takes each message that was in the dead-letter queue when the pass began, oldest first, and
-   * settles it as `fate` says: its ack and its copy (if any) in one transaction per `CHUNK`, each
-   * transaction a call of its own (bounded by the `timeout` option).
+   * settles it as `fate` says: the copies (if any) of up to `CHUNK` messages confirmed, then their
+   * acks, each chunk a call of its own (bounded by the `timeout` option).
    */
   async #pass(operation: string, fate: (message: Message) => Fate): Promise<void> {
     const dead = this.options.deadLetterQueue;
@@ -139,7 +137,7 @@ export class AmqpQueueAdmin<T> {
           }
           // A pass goes on only on the channel it began on: a new connection means a new pass.
           if (consumer.session !== session || consumer.dead !== undefined) throw consumer.dead ?? new Error("the channel of the pass closed");
-          return this.#chunk(session, consumer, left, operation, fate);
+          return this.#chunk(session, consumer, left, fate);
         });
       }
     } finally {
@@ -147,12 +145,12 @@ export class AmqpQueueAdmin<T> {
     }
   }
 
-  /** One transaction of a pass: up to `CHUNK` of the `left` messages; resolves with how many are left (0 once the queue ran dry). */
-  async #chunk(session: Session, consumer: Consumer, left: number, operation: string, fate: (message: Message) => Fate): Promise<number> {
+  /** One chunk of a pass: up to `CHUNK` of the `left` messages; resolves with how many are left (0 once the queue ran dry). */
+  async #chunk(session: Session, consumer: Consumer, left: number, fate: (message: Message) => Fate): Promise<number> {
     const dead = this.options.deadLetterQueue;
     const taken: Message[] = [];
     while (taken.length < CHUNK && taken.length < left) {
-      const message = await consumer.channel.get(dead, { noAck: false });
+      const message = await consumer.get(dead);
       if (message === false) {
         left = taken.length;
         break;
@@ -166,13 +164,8 @@ export class AmqpQueueAdmin<T> {
       if ("keep" in f) copies.push(keptCopy(message, dead));
       else if ("to" in f) copies.push(f.to);
     }
-    for (const queue of new Set(copies.map((c) => c.queue))) await this.hooks.declareTarget(session, queue);
-    const returned = await consumer.commit(copies, taken);
-    // A queue deleted under the commit: its copies go out again, to a queue declared anew.
-    for (const index of returned) {
-      const copy = copies[index] as Outgoing;
-      await this.hooks.publish(operation, [{ ...copy, queue: copy.queue === dead ? dead : this.options.queue }]);
-    }
+    if (copies.length > 0) await this.hooks.publishCopies(session, copies);
+    await consumer.ack(taken);
     return left - taken.length;
   }
 

@@ -2,6 +2,7 @@ import { TransportError, type Delivery } from "@tranche/core";
 import { connect, type ChannelModel } from "amqplib";
 import { TcpProxy } from "@tranche/conformance/net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { Consumer } from "../src/consumer.js";
 import { AmqpTopologyError, AmqpTransport, Header, type AmqpTransportOptions } from "../src/index.js";
 import { delayBucket } from "../src/topology.js";
 import { deleteQueues, freePort, queueDepths, readDeadLetters } from "../src/testing.js";
@@ -44,6 +45,15 @@ async function receiveAll(t: AmqpTransport<unknown>, count: number, within = 10_
   return got;
 }
 
+
+/** A worker transport whose connection goes through a TCP proxy, to cut it as a network fault would. */
+async function throughProxy(): Promise<{ proxy: TcpProxy; t: AmqpTransport<unknown> }> {
+  const target = new URL(AMQP_URL);
+  const proxy = await TcpProxy.start({ host: target.hostname, port: Number(target.port || 5672) });
+  const through = new URL(AMQP_URL);
+  through.port = String(proxy.port);
+  return { proxy, t: transport({ url: through.toString() }) };
+}
 
 /** Publishes raw bytes straight to a queue, as another application would. */
 async function publishRaw(queue: string, content: string, properties: Record<string, unknown> = {}): Promise<void> {
@@ -108,6 +118,31 @@ describe("AmqpTransport topology", () => {
     await worker.ack(got);
   });
 
+  it("a copy whose queue was deleted under the transport is returned, and goes out again before the ack: a retry via the work queue, a dead letter to its queue declared anew", async () => {
+    const t = transport();
+    await t.ready();
+    const queue = t.queues()[0] as string;
+    await t.sendMany(["a", "b", "c"]);
+    const [a, b, c] = await receiveAll(t, 3);
+    // The delay queue is declared by the first retry, and empty again once its copy came back.
+    await t.retry(a!, Date.now() + 1_500);
+    await t.ack(await receiveAll(t, 1, 5_000));
+    const channel = await admin.createChannel();
+    // Declared by this connection a moment ago, so the transport does not declare them again before publishing.
+    await channel.deleteQueue(`${queue}.delay.1500`);
+    await channel.deleteQueue(`${queue}.dead`);
+    await channel.close();
+    const notBefore = Date.now() + 1_500;
+    await t.retry(b!, notBefore);
+    await t.deadLetter(c!, new Error("dead"));
+    expect((await readDeadLetters(AMQP_URL, `${queue}.dead`)).map((l) => l.id)).toEqual([c!.id]);
+    const again = await receiveAll(t, 1, 8_000);
+    expect(Date.now()).toBeGreaterThanOrEqual(notBefore);
+    expect(again).toMatchObject([{ id: b!.id, retries: 1, attempt: 2 }]);
+    await t.ack(again);
+    expect(await receiveAll(t, 1, 1_000)).toEqual([]);
+  });
+
   it("delay queues round the delay up to two significant digits, at least a second", () => {
     expect(delayBucket(1500)).toBe(1500);
     expect(delayBucket(1493.2)).toBe(1500);
@@ -133,7 +168,7 @@ describe("AmqpTransport deliveries", () => {
     await b.ack([second as Delivery<unknown>]);
   });
 
-  it("retry publishes the copy and acks the original together; a repeated call publishes nothing more", async () => {
+  it("retry publishes the copy, confirmed, then acks the original; a repeated call publishes nothing more", async () => {
     const t = transport();
     await t.ready();
     const queue = t.queues()[0] as string;
@@ -215,11 +250,7 @@ describe("AmqpTransport deliveries", () => {
   });
 
   it("settling a delivery whose channel has closed: ack, retry and deadLetter fail, not retryable; release does nothing", async () => {
-    const target = new URL(AMQP_URL);
-    const proxy = await TcpProxy.start({ host: target.hostname, port: Number(target.port || 5672) });
-    const through = new URL(AMQP_URL);
-    through.port = String(proxy.port);
-    const t = transport({ url: through.toString() });
+    const { proxy, t } = await throughProxy();
     await t.ready();
     await t.sendMany([1, 2, 3, 4]);
     const got = await receiveAll(t, 4);
@@ -300,13 +331,13 @@ describe("AmqpTransport deliveries", () => {
     await a.ack(one);
   });
 
-  it("settlements made while a commit is under way wait for it (RabbitMQ refuses frames during tx.commit)", async () => {
+  it("overlapping acks, retries and dead letters each settle once: the retried come back, the dead are written, the rest stay acked", async () => {
     const t = transport({ prefetch: 200 });
     await t.ready();
     const ids = await t.sendMany(Array.from({ length: 60 }, (_, i) => i));
     const got = await receiveAll(t, 60);
     const [retried, dead, acked] = [got.slice(0, 10), got.slice(10, 20), got.slice(20)];
-    // Spread over a few ms, so that settlements come while earlier commits are being processed.
+    // Spread over a few ms, so that settlements come while earlier ones wait for their confirms and round trips.
     const later = (i: number, call: () => Promise<void>): Promise<void> => sleep(i).then(call);
     await Promise.all([
       ...acked.map((d, i) => later(i, () => t.ack([d]))),
@@ -320,6 +351,77 @@ describe("AmqpTransport deliveries", () => {
     const letters = await readDeadLetters(AMQP_URL, `${t.queues()[0]}.dead`);
     expect(letters.map((l) => l.id).sort()).toEqual(dead.map((d) => d.id).sort());
     expect(ids).toHaveLength(60);
+  });
+
+  it("an ack that resolved was taken by the broker: a connection cut right after it puts nothing back", async () => {
+    const { proxy, t } = await throughProxy();
+    await t.ready();
+    await t.sendMany(Array.from({ length: 50 }, (_, i) => i));
+    const got = await receiveAll(t, 50);
+    await t.ack(got);
+    proxy.cut();
+    const other = transport({ queue: t.queues()[0] as string });
+    expect(await receiveAll(other, 1, 1_500)).toEqual([]);
+    await t.close();
+    await proxy.close();
+  });
+
+  it("a copy confirmed whose ack then failed is not published again: the repeated call only acks", async () => {
+    const t = transport();
+    await t.ready();
+    const queue = t.queues()[0] as string;
+    await t.sendMany(["dead", "later"]);
+    const got = await receiveAll(t, 2);
+    const [dead, later] = [got.find((d) => d.payload === "dead"), got.find((d) => d.payload === "later")] as Delivery<unknown>[];
+    const ack = Consumer.prototype.ack;
+    let failing = 2;
+    // The ack fails once per call after the copy was confirmed, on a channel that stays open.
+    Consumer.prototype.ack = function (this: Consumer, messages) {
+      return failing-- > 0 ? Promise.reject(new Error("injected: ack lost")) : ack.call(this, messages);
+    };
+    try {
+      await expect(t.deadLetter(dead!, new Error("poison"))).rejects.toThrow(/injected/);
+      await expect(t.retry(later!, Date.now() + 1_500)).rejects.toThrow(/injected/);
+    } finally {
+      Consumer.prototype.ack = ack;
+    }
+    await t.deadLetter(dead!, new Error("poison"));
+    await t.retry(later!, Date.now() + 1_500);
+    expect((await readDeadLetters(AMQP_URL, `${queue}.dead`)).map((l) => l.id)).toEqual([dead!.id]);
+    expect((await queueDepths(AMQP_URL, [queue, `${queue}.delay.1500`])).get(`${queue}.delay.1500`)).toBe(1);
+    const [again] = await receiveAll(t, 1, 5_000);
+    expect(again).toMatchObject({ id: later!.id, retries: 1 });
+    await t.ack([again!]);
+    expect(await receiveAll(t, 1, 1_000)).toEqual([]);
+  });
+
+  it("a channel that closes between a dead letter's confirm and its ack: the letter stays, the original comes back, and a second letter is listed once", async () => {
+    const t = transport();
+    await t.ready();
+    const queue = t.queues()[0] as string;
+    const id = await t.send("poison");
+    const [first] = await receiveAll(t, 1);
+    const ack = Consumer.prototype.ack;
+    // The channel closes as the ack is about to go out (a crash, a dropped connection).
+    Consumer.prototype.ack = function (this: Consumer, messages) {
+      Consumer.prototype.ack = ack;
+      void this.channel.close().catch(() => {});
+      return ack.call(this, messages);
+    };
+    try {
+      await expect(t.deadLetter(first!, new Error("poison"))).rejects.toThrow();
+    } finally {
+      Consumer.prototype.ack = ack;
+    }
+    // A repeat cannot ack on another channel, and publishes no second letter.
+    const error = await rejection(t.deadLetter(first!, new Error("poison")));
+    expect(error.retryable).toBe(false);
+    expect((await readDeadLetters(AMQP_URL, `${queue}.dead`)).map((l) => l.id)).toEqual([id]);
+    const [again] = await receiveAll(t, 1);
+    expect(again).toMatchObject({ id, attempt: 2 });
+    await t.deadLetter(again!, new Error("poison again"));
+    expect(await t.deadLetters()).toMatchObject([{ id, attempt: 2, reason: { message: "poison again" } }]);
+    expect(await t.depth()).toMatchObject({ ready: 0, deadLettered: 2 });
   });
 
   it("ack is bulk and idempotent, also when repeated before the first call ended; a delivery from another transport is a TypeError", async () => {

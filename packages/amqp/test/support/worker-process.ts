@@ -13,6 +13,8 @@ export class WorkerProcess {
   /** Items this process finished, in order, with the time the test saw the line. */
   readonly done: { id: string; attempt: number; at: number }[] = [];
   readonly dead: string[] = [];
+  /** Ids of items whose `deadLetter` call failed (its letter may be written all the same). */
+  readonly deadFailed: string[] = [];
   readonly errors: string[] = [];
   starts = 0;
   /** The handler of its current batch printed "stalled" (after a SIGUSR2) and never returns. */
@@ -49,6 +51,7 @@ export class WorkerProcess {
           this.done.push({ id: pair.slice(0, at), attempt: Number(pair.slice(at + 1)), at: Date.now() });
         }
       } else if (kind === "dead") this.dead.push(rest.join(" "));
+      else if (kind === "dead-failed") this.deadFailed.push(rest.join(" "));
       else if (kind === "error") this.errors.push(rest.join(" "));
     }
     for (const wake of this.#waiters.splice(0)) wake();
