@@ -1005,6 +1005,20 @@ describe("onFull", () => {
     expect(fn.stats).toMatchObject({ held: 0, waiting: 0 });
   });
 
+  it('"wait" rejects a waiting call whose item the Batcher refuses once there is room, and lets the calls behind it in', async () => {
+    const { clock, calls, fn } = setup<string>({ flushEvery: 2, maxBuffered: 2, flushInterval: 60_000, maxBatchBytes: 4, sizeOf: (s) => s.length });
+    const held = [fn("a", { delay: 1000 }), fn("b", { delay: 1000 })];
+    const waiting = ["c", "d", "toolong", "e"].map((p) => track(fn(p)));
+    await tick(clock);
+    expect(fn.stats).toMatchObject({ held: 2, waiting: 4 });
+    await clock.advance(61_000);
+    await Promise.all(held);
+    expect(waiting.map((w) => w.state)).toEqual(["fulfilled", "fulfilled", "rejected", "fulfilled"]);
+    expect(waiting[2]!.reason).toBeInstanceOf(OversizeError);
+    expect(calls.map((c) => c.payloads).flat()).toEqual(["a", "b", "c", "d", "e"]);
+    expect(fn.stats).toMatchObject({ held: 0, waiting: 0 });
+  });
+
   it('"wait" stays FIFO for a caller that calls again as soon as its call resolved', async () => {
     // a is acked alone while b still runs: one unit of room, no batch completed. a's caller
     // calls again from its resolved promise and must queue behind c and d, who waited first.

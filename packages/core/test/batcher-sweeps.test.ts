@@ -80,6 +80,23 @@ describe("Batcher sweeps of empty groups and stale dedupe keys", () => {
     expect(batcher.stats.items).toMatchObject({ accepted: 3029, coalesced: 3000, acked: 3029 });
   });
 
+  it("hands out a long group's items once each and in order while the taken head of its queue is cut off", () => {
+    const batcher = new Batcher<Job>({ flushEvery: 3, flushInterval: 10, concurrency: Infinity, maxBuffered: 10_000 }, { queueHead: 2 });
+    for (let n = 0; n < 20; n++) batcher.add({ payload: { group: "", key: "", n } }, 0);
+    const batches: Batch<Job>[] = [];
+    drain(batcher, 0, batches);
+    drain(batcher, 10, batches);
+    expect(batches.map((batch) => batch.items.map((item) => item.payload.n))).toEqual([
+      [0, 1, 2],
+      [3, 4, 5],
+      [6, 7, 8],
+      [9, 10, 11],
+      [12, 13, 14],
+      [15, 16, 17],
+      [18, 19],
+    ]);
+  });
+
   it("takes thresholds that are whole numbers ≥ 1 only", () => {
     expect(() => new Batcher<Job>({}, { groups: 0 })).toThrow(new TypeError("[tranche/core] Expected `thresholds.groups` to be an integer ≥ 1, got 0"));
     expect(() => new Batcher<Job>({}, { keys: 1.5 })).toThrow(TypeError);

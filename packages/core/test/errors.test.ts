@@ -6,7 +6,18 @@ import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import * as core from "../src/index.js";
-import { BatchResultError, BufferFullError, ClosedError, DecodeError, OversizeError, RetriesExhaustedError, SettledError, TimeoutError, TrancheError } from "../src/index.js";
+import {
+  BatchResultError,
+  BufferFullError,
+  ClosedError,
+  DecodeError,
+  OversizeError,
+  RetriesExhaustedError,
+  SettledError,
+  TimeoutError,
+  TrancheError,
+  TransportError,
+} from "../src/index.js";
 
 /** What every error class offers, whatever its constructor takes. */
 interface ErrorClass {
@@ -28,6 +39,12 @@ const cases: [string, ErrorClass, () => TrancheError, (() => TrancheError) | und
   ["SettledError", SettledError, () => new SettledError("item-1"), undefined],
   ["RetriesExhaustedError", RetriesExhaustedError, () => new RetriesExhaustedError("item-1", 3), () => new RetriesExhaustedError("item-1", 3, { cause })],
   ["DecodeError", DecodeError, () => new DecodeError("{oops"), () => new DecodeError("{oops", { cause })],
+  [
+    "TransportError",
+    TransportError,
+    () => new TransportError("[tranche/core] connection lost", { retryable: true }),
+    () => new TransportError("[tranche/core] connection lost", { retryable: true, cause }),
+  ],
 ];
 
 const markers = (...names: string[]) => Object.fromEntries(names.map((name) => [Symbol.for(`tranche.error.${name}`), true]));
@@ -117,8 +134,13 @@ describe("fields", () => {
     expect(new BatchResultError("nope", 3).message).toContain('got "nope"');
     expect(new SettledError("item-1").id).toBe("item-1");
     expect(new RetriesExhaustedError("item-1", 3)).toMatchObject({ id: "item-1", attempts: 3 });
+    expect(new RetriesExhaustedError("item-1", 3).message).toBe('[tranche/core] request "item-1" used all 3 attempts');
+    expect(new RetriesExhaustedError("item-1", 1).message).toBe('[tranche/core] request "item-1" used all 1 attempt');
+    expect(new DecodeError("{oops").message).toBe("[tranche/core] cannot decode payload: invalid data");
     expect(new DecodeError("{oops", { cause }).raw).toBe("{oops");
     expect(new DecodeError("{oops", { cause }).message).toContain("root cause");
+    expect(new TransportError("[tranche/core] connection lost", { retryable: true }).retryable).toBe(true);
+    expect(new TransportError("[tranche/core] access denied", { retryable: false }).retryable).toBe(false);
   });
 });
 

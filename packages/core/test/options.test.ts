@@ -91,6 +91,31 @@ describe("option validation", () => {
     expect(() => resolveOptions({ handlerTimeout: -1 })).toThrow(new TypeError("[tranche/core] Expected `handlerTimeout` to be a number of ms > 0, got -1"));
   });
 
+  const fn = () => {};
+  it.each([
+    ["options", null, "[tranche/core] Expected `options` to be an object, got null"],
+    ["sizeOf", { sizeOf: 5 }, "[tranche/core] Expected `sizeOf` to be a function, got 5"],
+    ["maxBatchBytes", { maxBatchBytes: "10", sizeOf: fn }, '[tranche/core] Expected `maxBatchBytes` to be a number of bytes > 0, got "10"'],
+    ["sizeOf", { maxBatchBytes: 10 }, "[tranche/core] Expected `sizeOf` to be a function when `maxBatchBytes` is set, got undefined"],
+    ["maxBuffered", { flushEvery: 10, maxBuffered: 5 }, "[tranche/core] Expected `maxBuffered` to be an integer ≥ flushEvery (10), got 5"],
+    ["coalesce", { coalesce: "middle" }, '[tranche/core] Expected `coalesce` to be "first" or "last", got "middle"'],
+    ["retry", { retry: null }, "[tranche/core] Expected `retry` to be an object, got null"],
+    ["clock", { clock: null }, "[tranche/core] Expected `clock` to be a Clock with now, setTimer and clearTimer, got null"],
+    ["clock", { clock: "system" }, '[tranche/core] Expected `clock` to be a Clock with now, setTimer and clearTimer, got "system"'],
+    ["clock", { clock: { setTimer: fn, clearTimer: fn } }, "[tranche/core] Expected `clock` to be a Clock with now, setTimer and clearTimer, got {}"],
+    ["clock", { clock: { now: fn, clearTimer: fn } }, "[tranche/core] Expected `clock` to be a Clock with now, setTimer and clearTimer, got {}"],
+    ["clock", { clock: { now: fn, setTimer: fn } }, "[tranche/core] Expected `clock` to be a Clock with now, setTimer and clearTimer, got {}"],
+  ])("says what %s must be: %j", (_, options, message) => {
+    expect(() => resolveOptions(options as never)).toThrow(new TypeError(message));
+  });
+
+  it("says what batched()'s handler and onFull and a call's id must be", async () => {
+    expect(() => batched(noop, { onFull: "drop" as never })).toThrow(new TypeError('[tranche/core] Expected `onFull` to be "wait" or "reject", got "drop"'));
+    expect(() => batched(42 as never)).toThrow(new TypeError("[tranche/core] Expected `handler` to be a function, got 42"));
+    const fn = batched<string>(noop, { clock: new SimulatedClock() });
+    await expect(fn("x", { id: 7 as never })).rejects.toThrow(new TypeError("[tranche/core] Expected `id` to be a string, got 7"));
+  });
+
   it("rejects options that are not an object", async () => {
     expectQuotes(await typeErrorOf(() => resolveOptions(5 as never)), "options", "5");
     expectQuotes(await typeErrorOf(() => batched(noop, "fast" as never)), "options", '"fast"');

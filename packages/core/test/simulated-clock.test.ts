@@ -154,6 +154,13 @@ describe("SimulatedClock", () => {
     expect(clock.now()).toBe(600);
   });
 
+  it("advanceTo rejects a time that is not a number with a TypeError, before anything runs", () => {
+    const clock = new SimulatedClock(500);
+    expect(() => clock.advanceTo("600" as never)).toThrow(new TypeError('[tranche/core] Expected `t` to be a number of ms ≥ 0, got "600"'));
+    expect(() => clock.advanceTo(Number.NaN)).toThrow(TypeError);
+    expect(clock.now()).toBe(500);
+  });
+
   it("advance rejects a negative or non-numeric step", () => {
     const clock = new SimulatedClock();
     expect(() => clock.advance(-1)).toThrow(TypeError);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { checkDeadLetterIds, checkDeadLetterPage, checkInteger, checkMs, checkTime, invalidOption, quote } from "../src/internal.js";
+import { checkDeadLetterIds, checkDeadLetterPage, checkHeaders, checkInteger, checkMs, checkTime, invalidOption, quote } from "../src/internal.js";
 
 describe("quote", () => {
   it.each([
@@ -120,6 +120,27 @@ describe("checkTime", () => {
   ])("refuses %s", (_, value, shown) => {
     expect(() => checkTime("until", value, { prefix: "[tranche/memory]" })).toThrow(
       new TypeError(`[tranche/memory] Expected \`until\` to be a finite epoch-ms time, got ${shown}`),
+    );
+  });
+});
+
+describe("checkHeaders", () => {
+  it("returns undefined or a plain object of string values as given", () => {
+    const headers = { traceparent: "00-abc-def-01", tenant: "" };
+    expect(checkHeaders("headers", undefined)).toBeUndefined();
+    expect(checkHeaders("headers", headers)).toBe(headers);
+    expect(checkHeaders("headers", {})).toEqual({});
+  });
+
+  it.each([
+    ["null", null, "null"],
+    ["a string", "traceparent", '"traceparent"'],
+    ["an array", ["a"], "an array of 1"],
+    ["a number value", { retries: 3 }, '{"retries":3}'],
+    ["one value that is not a string among strings", { a: "1", b: undefined }, '{"a":"1"}'],
+  ])("refuses %s", (_, value, shown) => {
+    expect(() => checkHeaders("headers", value, { prefix: "[tranche/nats]" })).toThrow(
+      new TypeError(`[tranche/nats] Expected \`headers\` to be an object of string values, got ${shown}`),
     );
   });
 });
