@@ -142,8 +142,8 @@ export async function runSchedule(options: ConformanceOptions, Worker: WorkerCon
     if (context.simulated && queue.clock === undefined) {
       throw new Error("the worker model needs the queue's `clock` with `advance`: a Worker on the system clock would not see simulated time pass");
     }
-    const consumer = context.simulated ? context.transport : await queue.connect();
-    const faulty = injectFaults(consumer, { sequence, now: () => context.now() });
+    let consumer = context.simulated ? context.transport : await queue.connect();
+    let faulty = injectFaults(consumer, { sequence, now: () => context.now() });
     const runsOf = new Map<string, number>();
     const handler: BatchHandler<unknown, unknown> = (requests) => {
       for (const request of requests) {
@@ -233,6 +233,25 @@ export async function runSchedule(options: ConformanceOptions, Worker: WorkerCon
     const bound = wedgeBound(context, plan);
     const pending = (): string[] => [...notSettled(trace, faulty), ...poisoned.filter((id) => !runsOf.has(id)).map((id) => `${id} (poison, never ran)`)];
     let settled = await until(context, () => pending().length === 0, bound);
+    if (!settled && !context.capabilities.lease && !context.simulated) {
+      // A settle the worker gave up on leaves the delivery to the broker (SPEC §10, fallbacks),
+      // and a transport without leases hands it out again only once the connection holding it
+      // closes (RabbitMQ also at `consumer_timeout`): the worker and its connection go, and a
+      // new pair must then bring every item to its outcome. The call history carries over.
+      if (!(await closeWithin(context, worker, { drain: true }, bound))) {
+        trace.violations.push(`wedged: worker.close() did not resolve within ${bound} ms after the faults stopped`);
+        abandon();
+        return trace.violations;
+      }
+      await consumer.close();
+      consumer = await queue.connect();
+      const calls = faulty.calls;
+      faulty = injectFaults(consumer, { sequence, now: () => context.now() });
+      faulty.calls.push(...calls);
+      for (const id of poisoned) poison(id);
+      worker = await start();
+      settled = await until(context, () => pending().length === 0, bound);
+    }
     const back = staleItemsBack(context, faulty);
     if (settled && back > context.now()) {
       await until(context, () => context.now() >= back, back - context.now() + context.ms(1000));
