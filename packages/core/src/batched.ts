@@ -9,7 +9,6 @@ import type { BatcherOptions } from "./options.js";
 import { TimeCache } from "./time-cache.js";
 import { checkMs, invalidOption } from "./validation.js";
 
-
 export interface BatchOptions<T> extends BatcherOptions<T> {
   /** What a call does when `maxBuffered` is reached: wait for room (FIFO) or reject with `BufferFullError`. @default "wait" */
   onFull?: "wait" | "reject";

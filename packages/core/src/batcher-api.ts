@@ -60,7 +60,6 @@ export interface BatcherStats {
   items: { accepted: number; coalesced: number; acked: number; failed: number; retried: number; removed: number };
 }
 
-
 /**
  * The pure batching state machine: it decides which items form which batch and
  * when, and tracks every item to its outcome. It keeps no timers, makes no
