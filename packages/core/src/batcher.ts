@@ -7,6 +7,7 @@ import { DedupeIndex } from "./dedupe-index.js";
 import { DELAYED, DONE, ELIGIBLE, Entry, IN_FLIGHT, earlier } from "./entry.js";
 import { Flight, Flights } from "./flight.js";
 import { Group, GroupRegistry } from "./group.js";
+import { GroupOrder } from "./group-order.js";
 import { small } from "./small.js";
 
 /**
@@ -33,20 +34,12 @@ export class Batcher<T> implements BatcherApi<T> {
   readonly options: ResolvedOptions<T>;
 
   private readonly delayed = new Heap<Entry<T>>(earlier);
-  /** Non-empty groups ordered by their oldest eligible entry. */
-  private readonly groupHeap = new Heap<Group<T>>(
-    (a, b) => earlier(a.first(), b.first()),
-    (group, index) => {
-      group.heapIndex = index;
-    },
-  );
   // No Map or Set here gains and loses an entry per batch or per item: V8 keeps a
   // replaced hash table linked to its successor, so once a major GC has moved one to
   // the old generation, every minor GC keeps all later tables — and the items they
   // held — alive, and the process spends its time promoting garbage.
-  /** Groups with a count, bytes or flush trigger pending (entries whose `inReady` went false are dropped on the next scan). */
-  private readonly readyList: Group<T>[] = [];
-  private readyCount = 0;
+  /** Groups with eligible entries, and which one flushes next. */
+  private readonly groupOrder: GroupOrder<T>;
   private readonly groups: GroupRegistry<T>;
   private readonly thresholds: Thresholds;
   /** Times inside are ms since `origin.at`, the first `now` seen (see `Entry._nb`). */
@@ -86,6 +79,7 @@ export class Batcher<T> implements BatcherApi<T> {
         if (value !== undefined) this.thresholds[name] = checkInteger(`thresholds.${name}`, value, { min: 1 });
       }
     }
+    this.groupOrder = new GroupOrder<T>(this.options.flushEvery, this.options.maxBatchBytes);
     this.groups = new GroupRegistry<T>(this.thresholds.groups, this.origin);
     this.dedupe = this.options.dedupeKey === undefined ? undefined : new DedupeIndex(this.thresholds.keys);
     const { sizeOf, groupBy, dedupeKey } = this.options;
@@ -117,7 +111,7 @@ export class Batcher<T> implements BatcherApi<T> {
     const batches: Batch<T>[] = [];
     const { concurrency } = this.options;
     while (this.flights.count < concurrency) {
-      const group = this.nextReady(now);
+      const group = this.groupOrder.next(now, this.options.flushInterval, this.closed);
       if (group === undefined) break;
       batches.push(this.take(group));
     }
@@ -130,8 +124,8 @@ export class Batcher<T> implements BatcherApi<T> {
    */
   nextWake(): number | undefined {
     if (this.flights.count >= this.options.concurrency) return undefined;
-    const top = this.groupHeap.peek();
-    if (this.readyCount > 0 || (this.closed && top !== undefined)) return this.time + this.origin.at;
+    const top = this.groupOrder.oldest();
+    if (this.groupOrder.hasReady || (this.closed && top !== undefined)) return this.time + this.origin.at;
     let wake = top === undefined ? Infinity : top.first()._nb + this.options.flushInterval;
     const delayed = this.delayed.peek();
     if (delayed !== undefined && delayed._nb < wake) wake = delayed._nb;
@@ -166,10 +160,7 @@ export class Batcher<T> implements BatcherApi<T> {
   /** Every item eligible now flushes (reason `"flush"`), in batches of ≤ `flushEvery`, within `concurrency`. */
   flush(now: number): void {
     this.advance(now);
-    for (const group of this.groupHeap.items) {
-      group.forcedTo = group.pushed;
-      this.markReady(group);
-    }
+    this.groupOrder.forceAll();
   }
 
   /** Stops intake; from now on every eligible item flushes (reason `"close"`), delayed ones when due. */
@@ -186,7 +177,7 @@ export class Batcher<T> implements BatcherApi<T> {
   evict(now: number): Item<T>[] {
     this.advance(now);
     const out: Entry<T>[] = [];
-    for (const group of this.groupHeap.items) {
+    for (const group of this.groupOrder.groups) {
       for (let i = group.head; i < group.queue.length; i++) out.push(group.queue[i] as Entry<T>);
       group.queue = [];
       group.head = 0;
@@ -195,10 +186,7 @@ export class Batcher<T> implements BatcherApi<T> {
       group.inReady = false;
       group.heapIndex = -1;
     }
-    this.groupHeap.clear();
-    for (const group of this.readyList) group.listed = false;
-    this.readyList.length = 0;
-    this.readyCount = 0;
+    this.groupOrder.clear();
     for (const entry of this.delayed.items) {
       out.push(entry);
       (entry._group as Group<T>).held = 0;
@@ -352,8 +340,7 @@ export class Batcher<T> implements BatcherApi<T> {
 
   /** @internal Whether some `flush()` still owes batches. */
   _flushPending(): boolean {
-    for (const group of this.readyGroups()) if (group.pushed - group.length < group.forcedTo) return true;
-    return false;
+    return this.groupOrder.flushPending();
   }
 
   /** @internal Number of the last batch started, and of the oldest still in flight. */
@@ -415,44 +402,7 @@ export class Batcher<T> implements BatcherApi<T> {
     group.queue.push(entry);
     group.pushed++;
     group.bytes += entry._size;
-    if (group.heapIndex < 0) this.groupHeap.push(group);
-    if (!group.inReady && (group.length >= this.options.flushEvery || group.bytes >= this.options.maxBatchBytes)) {
-      this.markReady(group);
-    }
-  }
-
-  private markReady(group: Group<T>): void {
-    if (!group.inReady && group.length > 0) {
-      group.inReady = true;
-      this.readyCount++;
-      if (!group.listed) {
-        group.listed = true;
-        this.readyList.push(group);
-      }
-    }
-  }
-
-  /** The ready groups, dropping stale list entries on the way. */
-  private readyGroups(): Group<T>[] {
-    const list = this.readyList;
-    let write = 0;
-    for (let read = 0; read < list.length; read++) {
-      const group = list[read] as Group<T>;
-      if (group.inReady) list[write++] = group;
-      else group.listed = false;
-    }
-    list.length = write;
-    return list;
-  }
-
-  /** The group that flushes next: oldest first among those with a trigger due (rule 4). */
-  private nextReady(now: number): Group<T> | undefined {
-    const top = this.groupHeap.peek();
-    if (top === undefined) return undefined;
-    if (this.closed || top.inReady || top.first()._nb + this.options.flushInterval <= now) return top;
-    let best: Group<T> | undefined;
-    for (const group of this.readyGroups()) if (best === undefined || earlier(group.first(), best.first())) best = group;
-    return best;
+    this.groupOrder.appended(group);
   }
 
   private take(group: Group<T>): Flight<T> {
@@ -470,7 +420,8 @@ export class Batcher<T> implements BatcherApi<T> {
         bytes += size;
         fit++;
       }
-      reason = fit < count || length < flushEvery ? "bytes" : "count";
+      // All of a shorter group never fits here (its bytes exceed the cap), so fit = count means a full count.
+      reason = fit < count ? "bytes" : "count";
       count = fit;
     } else if (length >= flushEvery) {
       reason = "count";
@@ -518,27 +469,8 @@ export class Batcher<T> implements BatcherApi<T> {
     this.flights.add(flight);
     this.counts.batches[reason]++;
 
-    this.shrunk(group);
+    this.groupOrder.shrunk(group);
     return flight;
-  }
-
-  /** After eligible entries left a group: re-place it in the heap and drop a trigger that no longer holds. */
-  private shrunk(group: Group<T>): void {
-    if (group.length === 0) {
-      this.groupHeap.removeAt(group.heapIndex);
-      group.heapIndex = -1;
-      this.unready(group);
-    } else {
-      this.groupHeap.update(group.heapIndex);
-      if (group.inReady && !this.triggered(group)) this.unready(group);
-    }
-  }
-
-  private unready(group: Group<T>): void {
-    if (group.inReady) {
-      group.inReady = false;
-      this.readyCount--;
-    }
   }
 
   /** Marks an in-flight entry settled; true when that completed its batch (a slot is free). */
@@ -553,7 +485,10 @@ export class Batcher<T> implements BatcherApi<T> {
     return true;
   }
 
-  /** A batch completed: out of the list of in-flight batches, its slot free. */
+  /**
+   * Merges a new payload into the buffered `survivor` with its `dedupeKey`: under `"last"` the
+   * survivor takes the payload, its size and (when `groupBy` says so) its group.
+   */
   private merge(survivor: Entry<T>, payload: T, size: number, groupKey: string | undefined): void {
     this.counts.items.coalesced++;
     if (this.options.coalesce === "first") {
@@ -572,15 +507,9 @@ export class Batcher<T> implements BatcherApi<T> {
     if (survivor._state === ELIGIBLE) {
       from.bytes += size - survivor._size;
       // A smaller payload can also take the bytes trigger away.
-      if (this.triggered(from)) this.markReady(from);
-      else this.unready(from);
+      this.groupOrder.resized(from);
     }
     survivor._size = size;
-  }
-
-  /** Whether a count, bytes or flush trigger holds for the group. */
-  private triggered(group: Group<T>): boolean {
-    return group.length >= this.options.flushEvery || group.bytes >= this.options.maxBatchBytes || group.pushed - group.length < group.forcedTo;
   }
 
   /** Moves a buffered entry to another group, keeping its place in eligibility order and any `flush()` it is owed. */
@@ -595,7 +524,7 @@ export class Batcher<T> implements BatcherApi<T> {
       from.bytes -= entry._size;
       // `pushed - length` counts what left by batches: keep each group's flush debt exact.
       if (!forced) from.pushed--;
-      this.shrunk(from);
+      this.groupOrder.shrunk(from);
       if (forced) {
         if (to.forcedTo < to.pushed - to.length) to.forcedTo = to.pushed - to.length;
       } else {
@@ -605,9 +534,7 @@ export class Batcher<T> implements BatcherApi<T> {
       while (at < to.queue.length && earlier(to.queue[at] as Entry<T>, entry)) at++;
       to.queue.splice(at, 0, entry);
       to.bytes += size;
-      if (to.heapIndex < 0) this.groupHeap.push(to);
-      else this.groupHeap.update(to.heapIndex);
-      if (this.triggered(to)) this.markReady(to);
+      this.groupOrder.inserted(to);
     }
     entry._size = size;
   }

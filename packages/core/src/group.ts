@@ -15,7 +15,7 @@ export class Group<T> {
   heapIndex = -1;
   /** A count, bytes or flush trigger holds. */
   inReady = false;
-  /** Listed in `Batcher.readyList` (possibly stale until the next scan). */
+  /** Listed as ready in `GroupOrder` (possibly stale until the next scan). */
   listed = false;
 
   constructor(

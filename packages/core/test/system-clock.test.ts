@@ -31,3 +31,14 @@ describe("systemClock", () => {
     expect(fired).toEqual([]);
   });
 });
+
+describe("systemClock, real timers", () => {
+  it("waits for a timer beyond setTimeout's 2^31 − 1 ms range instead of firing it at once", async () => {
+    // Node fires a setTimeout longer than 2^31 − 1 ms after 1 ms: the clock caps the wait.
+    let fired = false;
+    const timer = systemClock.setTimer(Date.now() + 2 ** 40, () => (fired = true));
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    systemClock.clearTimer(timer);
+    expect(fired).toBe(false);
+  });
+});
