@@ -44,4 +44,24 @@ describe("Batcher close and evict", () => {
     expect(keyed.add({ id: "second", payload: "k" }, 2)).toBe("accepted");
     expect(keyed.poll(1_002).flatMap((batch) => batch.items.map((item) => item.id))).toEqual(["second"]);
   });
+
+  it("starts each group afresh after evict: no count, bytes or interval trigger left from what was evicted", () => {
+    const sizeOf = (s: string) => s.length;
+    for (const groupBy of [undefined, (s: string) => s[0] as string]) {
+      const batcher = new Batcher<string>({ flushEvery: 2, flushInterval: 1_000, maxBatchBytes: 10, sizeOf, ...(groupBy && { groupBy }) });
+      batcher.add({ payload: "aaaaaa" }, 0);
+      batcher.add({ payload: "abcdef" }, 0); // full by count and by bytes
+      batcher.add({ payload: "azzz", notBefore: 5 }, 0);
+      expect(batcher.evict(1)).toHaveLength(3);
+      expect(batcher.nextWake()).toBeUndefined();
+      batcher.add({ id: "fresh", payload: "aaaaaa" }, 10);
+      expect(batcher.stats).toMatchObject({ held: 1, eligible: 1, delayed: 0 });
+      expect(batcher.nextWake()).toBe(1_010);
+      expect(batcher.poll(1_009)).toEqual([]);
+      const [batch] = batcher.poll(1_010);
+      expect(batch).toMatchObject({ reason: "interval" });
+      expect(batch?.items.map((item) => item.id)).toEqual(["fresh"]);
+    }
+  });
 });
+

@@ -25,3 +25,73 @@ describe("Batcher flush order across groups", () => {
     expect(batches.map((batch) => [batch.reason, batch.items.map((item) => item.payload.v)])).toEqual([["count", [2, 3]]]);
   });
 });
+
+// Under `coalesce: "last"` with `groupBy`, a merge can move the survivor to the new payload's
+// group: it keeps its place in eligibility order and whatever a `flush()` owed it.
+describe("Batcher moving a merged item to another group", () => {
+  type P = { k: string; g: string };
+  const make = (flushEvery: number) =>
+    new Batcher<P>({ flushEvery, flushInterval: 1_000, concurrency: 1, groupBy: (p) => p.g, dedupeKey: (p) => p.k, coalesce: "last" });
+  const drain = (batcher: Batcher<P>, now: number) => {
+    const out: [string | undefined, string, string[]][] = [];
+    for (let batch = batcher.poll(now)[0]; batch !== undefined; batch = batcher.poll(now)[0]) {
+      out.push([batch.group, batch.reason, batch.items.map((item) => item.payload.k)]);
+      for (const item of batch.items) batcher.ack(batch.id, item.id, now);
+    }
+    return out;
+  };
+
+  it("carries a flush() owed to the item into its new group", () => {
+    const batcher = make(10);
+    batcher.add({ payload: { k: "x", g: "a" } }, 0);
+    batcher.add({ payload: { k: "y", g: "a" } }, 0);
+    batcher.flush(0);
+    expect(batcher.add({ payload: { k: "x", g: "b" } }, 1)).toBe("coalesced");
+    expect(drain(batcher, 1)).toEqual([
+      ["b", "flush", ["x"]],
+      ["a", "flush", ["y"]],
+    ]);
+  });
+
+  it("carries a flush() owed to the item into a group that batches have left before", () => {
+    const batcher = make(2);
+    batcher.add({ payload: { k: "b1", g: "b" } }, 0);
+    batcher.add({ payload: { k: "b2", g: "b" } }, 0);
+    expect(drain(batcher, 0)).toEqual([["b", "count", ["b1", "b2"]]]);
+    batcher.add({ payload: { k: "x", g: "a" } }, 1);
+    batcher.flush(1);
+    expect(batcher.add({ payload: { k: "x", g: "b" } }, 2)).toBe("coalesced");
+    expect(drain(batcher, 2)).toEqual([["b", "flush", ["x"]]]);
+  });
+
+  it("leaves what a flush() owes the old group as it was when the moved item was not owed", () => {
+    const batcher = make(10);
+    batcher.add({ payload: { k: "x", g: "a" } }, 0);
+    batcher.flush(0);
+    batcher.add({ payload: { k: "y", g: "a" } }, 1); // after the flush: not owed
+    expect(batcher.add({ payload: { k: "y", g: "b" } }, 2)).toBe("coalesced");
+    expect(drain(batcher, 2)).toEqual([["a", "flush", ["x"]]]);
+    expect(batcher.nextWake()).toBe(1_001); // y waits for its interval, in group b
+    expect(drain(batcher, 1_001)).toEqual([["b", "interval", ["y"]]]);
+  });
+
+  it("puts the item among its new group's items by when it became eligible", () => {
+    const batcher = make(3);
+    batcher.add({ payload: { k: "b1", g: "b" } }, 0);
+    batcher.add({ payload: { k: "x", g: "a" } }, 1);
+    batcher.add({ payload: { k: "b2", g: "b" } }, 2);
+    expect(batcher.add({ payload: { k: "x", g: "b" } }, 3)).toBe("coalesced");
+    expect(drain(batcher, 3)).toEqual([["b", "count", ["b1", "x", "b2"]]]);
+    expect(batcher.stats).toMatchObject({ held: 0, inFlight: 0 });
+  });
+
+  it("moves a delayed item without making either group eligible before it is due", () => {
+    const batcher = make(2);
+    batcher.add({ payload: { k: "x", g: "a" }, notBefore: 500 }, 0);
+    batcher.add({ payload: { k: "b1", g: "b" } }, 0);
+    expect(batcher.add({ payload: { k: "x", g: "b" } }, 1)).toBe("coalesced");
+    expect(drain(batcher, 1)).toEqual([]);
+    expect(drain(batcher, 500)).toEqual([["b", "count", ["b1", "x"]]]);
+  });
+});
+

@@ -59,6 +59,24 @@ describe("Batcher sweeps of empty groups and stale dedupe keys", () => {
     expect(again?.items.map((item) => [item.id, item.attempt])).toEqual([["r", 2], ["s", 1]]);
   });
 
+  it("puts a retried item into the group made for its key after its own was swept", () => {
+    const batcher = new Batcher<Job>({ flushEvery: 2, flushInterval: 5, concurrency: Infinity, groupBy: (j) => j.group }, { groups: 2 });
+    batcher.add({ id: "r", payload: { group: "kept", key: "", n: 0 } }, 0);
+    const [first] = batcher.poll(5);
+    const others: Batch<Job>[] = [];
+    for (const group of ["o1", "o2", "o3"]) {
+      batcher.add({ payload: { group, key: "", n: 0 } }, 6);
+      batcher.add({ payload: { group, key: "", n: 1 } }, 6);
+      drain(batcher, 6, others);
+    }
+    // "kept" was swept while "r" was in flight; a new item of that key makes a new group.
+    batcher.add({ id: "s", payload: { group: "kept", key: "", n: 1 } }, 7);
+    expect(batcher.retry(first!.id, "r", 7, 7)).toBe("retried");
+    const [again] = batcher.poll(7);
+    expect(again).toMatchObject({ reason: "count", group: "kept" });
+    expect(again?.items.map((item) => [item.id, item.attempt])).toEqual([["s", 1], ["r", 2]]);
+  });
+
   it("coalesces by key correctly across thousands of keys that come and go", () => {
     const batcher = new Batcher<Job>({ flushEvery: 100, flushInterval: 0, concurrency: Infinity, maxBuffered: 100_000, dedupeKey: (j) => j.key, coalesce: "last" });
     const batches: Batch<Job>[] = [];
