@@ -13,6 +13,9 @@ export function isRetryable(error: unknown): boolean {
   return !ClosedError.isInstance(error);
 }
 
+/** A thrown or rejected value as an `Error`: itself when it is one, else one whose message it is. */
+export const toError = (value: unknown): Error => (value instanceof Error ? value : new Error(typeof value === "string" ? value : String(value)));
+
 /**
  * A transport (or result-store) call threw, rejected or did not settle within `ioTimeout`.
  * Emitted as the worker's `"error"` event, with the transport's error as `cause`. When

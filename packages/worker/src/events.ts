@@ -54,3 +54,8 @@ export interface WorkerEvents {
   /** The worker holds nothing any more (it had something before). */
   idle: [];
 }
+
+/** Emits worker events; a throwing listener must not break the worker's bookkeeping. */
+export interface Emitter {
+  emit<K extends keyof WorkerEvents>(event: K, ...args: WorkerEvents[K]): boolean;
+}

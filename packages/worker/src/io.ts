@@ -88,6 +88,17 @@ export class Io {
     return { error };
   }
 
+  /**
+   * A call the worker makes for deliveries it holds: `run` until it succeeds or gives up; after
+   * `stop()` (`close({ timeout })` gave up, or the worker closed), tried once, and `"failed"` or
+   * `"refused"` by whether its error is retryable.
+   */
+  async call(operation: TransportOperation, fn: () => Promise<unknown>): Promise<CallResult> {
+    if (!this.stopped) return this.run(operation, fn);
+    const outcome = await this.once(operation, fn);
+    return "value" in outcome ? "ok" : outcome.error.retryable ? "failed" : "refused";
+  }
+
   /** ms to wait after `tries` failed tries in a row. */
   backoff(tries: number): number {
     const { delay, maxDelay } = this.options.ioBackoff;
@@ -121,10 +132,6 @@ export class Io {
 
   private watch(wake: () => void): Waker {
     return this.wakers.push({ wake, prev: undefined, next: undefined });
-  }
-
-  get isStopped(): boolean {
-    return this.stopped;
   }
 
   /** One try bounded by `ioTimeout`: `true`, the error it failed with, or `STOPPED`. */

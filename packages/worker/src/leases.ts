@@ -1,4 +1,6 @@
-import type { Clock, Delivery } from "@tranche/core";
+import type { Clock, Delivery, Transport } from "@tranche/core";
+import type { Io } from "./io.js";
+import type { TransportCounts } from "./stats.js";
 
 /** A delivery whose lease the worker renews while it holds it. */
 export interface Leased<T> {
@@ -110,4 +112,25 @@ export class Leases<T> {
     for (const group of this.groups) if (group.renewAt < next) next = group.renewAt;
     if (next < this.at) this.arm(next);
   }
+}
+
+/**
+ * The `Leases` of a worker's deliveries on `transport`, renewed with its `extend`, one try per
+ * renewal (the next after one backoff step) and each delivery renewed counted in `counts`;
+ * `undefined` when the transport has no lease to renew.
+ */
+export function transportLeases<T>(transport: Transport<T>, clock: Clock, io: Io, lease: number, counts: Pick<TransportCounts, "extended">): Leases<T> | undefined {
+  const extend = transport.extend;
+  if (!transport.capabilities.lease || typeof extend !== "function") return undefined;
+  return new Leases<T>(
+    clock,
+    lease,
+    async (due, until) => {
+      const outcome = await io.once("extend", () => extend.call(transport, due, until), true);
+      if (!("value" in outcome)) return false;
+      counts.extended += due.length;
+      return true;
+    },
+    () => io.backoff(1),
+  );
 }

@@ -3,7 +3,8 @@ import { checkMs, invalidOption } from "@tranche/core/internal";
 import { EventEmitter } from "eventemitter3";
 import type { WorkerEvents } from "./events.js";
 import { PREFIX, type WorkerOptions } from "./options.js";
-import { WorkerDriver, type WorkerStats } from "./worker-driver.js";
+import type { WorkerStats } from "./stats.js";
+import { WorkerDriver } from "./worker-driver.js";
 
 /** Options of `worker.close()`. */
 export interface CloseOptions {
