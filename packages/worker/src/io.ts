@@ -6,6 +6,8 @@ import { type Link, LinkedList } from "./linked-list.js";
 import type { ResolvedWorkerOptions } from "./options.js";
 
 const STOPPED = Symbol("stopped");
+/** A try that `stop()` came before: it never started. */
+const NOT_TRIED = Symbol("not tried");
 
 /** A pending sleep or try that `stop()` must end: a node of a linked list (no hashing per call). */
 interface Waker extends Link<Waker> {
@@ -25,7 +27,8 @@ export type CallResult = "ok" | "refused" | "failed" | "stopped";
  * by `ioTimeout`. A try that fails is reported; a retryable failure is tried again after a
  * capped exponential backoff on the worker's clock, waiting outside the slots so a failing call
  * never holds one, for at most `ioMaxRetryTime`; a non-retryable one is not tried again. After
- * `stop()` nothing is tried again.
+ * `stop()` a call gets one last try at once, outside the slots (see `lastTry`), unless a try of
+ * it was under way: that one is no longer waited for.
  */
 export class Io {
   private readonly queue: PQueue;
@@ -52,15 +55,19 @@ export class Io {
   /**
    * Runs `call` until a try succeeds (`"ok"`), a try fails with a non-retryable error
    * (`"refused"` on the first try, else `"failed"`) or the retryable ones last past
-   * `ioMaxRetryTime` (`"failed"`), or `stop()` comes first (`"stopped"`).
+   * `ioMaxRetryTime` (`"failed"`), or `stop()` comes first: `"stopped"` when it cut a try
+   * short, else the outcome of a last try.
    * The deliveries a call that did not succeed was for are the caller's to let go of: the broker
    * hands them out again (at least once, never lost).
    */
   async run(operation: TransportOperation, call: () => Promise<unknown>): Promise<CallResult> {
     const started = this.clock.now();
     for (let tries = 1; ; tries++) {
-      if (this.stopped) return "stopped";
-      const outcome = await (this.queue.add(() => this.attempt(call)) as Promise<true | { error: unknown } | typeof STOPPED>);
+      // A try that gets its slot after `stop()` is not made in turn: waiting for the slots, tries
+      // that each may last `ioTimeout` would hold `close` up without bound.
+      type Outcome = true | { error: unknown } | typeof STOPPED | typeof NOT_TRIED;
+      const outcome = await (this.queue.add((): Promise<Outcome> => (this.stopped ? Promise.resolve(NOT_TRIED) : this.attempt(call))) as Promise<Outcome>);
+      if (outcome === NOT_TRIED) return this.lastTry(operation, call, tries);
       if (outcome === true) return "ok";
       if (outcome === STOPPED) return "stopped";
       const retryable = isRetryable(outcome.error);
@@ -68,7 +75,7 @@ export class Io {
       const retrying = retryable && this.clock.now() + wait - started <= this.options.ioMaxRetryTime;
       this.onError(new TransportOperationError(operation, tries, outcome.error, { retryable, retrying }));
       if (!retrying) return retryable || tries > 1 ? "failed" : "refused";
-      if ((await this.sleep(wait)) === STOPPED) return "stopped";
+      if ((await this.sleep(wait)) === STOPPED) return this.lastTry(operation, call, tries + 1);
     }
   }
 
@@ -93,10 +100,18 @@ export class Io {
    * `stop()` (`close({ timeout })` gave up, or the worker closed), tried once, and `"failed"` or
    * `"refused"` by whether its error is retryable.
    */
-  async call(operation: TransportOperation, fn: () => Promise<unknown>): Promise<CallResult> {
-    if (!this.stopped) return this.run(operation, fn);
-    const outcome = await this.once(operation, fn);
-    return "value" in outcome ? "ok" : outcome.error.retryable ? "failed" : "refused";
+  call(operation: TransportOperation, fn: () => Promise<unknown>): Promise<CallResult> {
+    return this.stopped ? this.lastTry(operation, fn, 1) : this.run(operation, fn);
+  }
+
+  /**
+   * The one try a call has left after `stop()`: at once, outside the slots, within `ioTimeout`,
+   * so every such call ends within `ioTimeout` of `stop()`. Try number `tries`: after an earlier
+   * try, a failure leaves the outcome in doubt (`"failed"`), never `"refused"`.
+   */
+  private async lastTry(operation: TransportOperation, call: () => Promise<unknown>, tries: number): Promise<CallResult> {
+    const outcome = await this.once(operation, call);
+    return "value" in outcome ? "ok" : outcome.error.retryable || tries > 1 ? "failed" : "refused";
   }
 
   /** ms to wait after `tries` failed tries in a row. */

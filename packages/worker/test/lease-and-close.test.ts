@@ -135,6 +135,31 @@ describe("Worker.close", () => {
     expect(again.map((d) => d.id).sort()).toEqual(ids.slice(1).sort());
   });
 
+  it("timeout: calls hanging on a broker that stopped answering end within ioTimeout after it, however many wait for an I/O slot", async () => {
+    let faulty!: FaultyTransport<number>;
+    const s = setup<number>(
+      async () => {},
+      { flushEvery: 1, flushInterval: 0, ioConcurrency: 1, ioTimeout: 1000, ioBackoff: { delay: 100, maxDelay: 100 } },
+      { visibilityTimeout: 30_000 },
+      (transport) => (faulty = new FaultyTransport(transport)),
+    );
+    faulty.injectWhen("ack", () => "hang");
+    await s.transport.sendMany([1, 2, 3, 4, 5, 6, 7, 8]);
+    await s.worker.start();
+    await s.clock.advance(0);
+    expect(s.calls).toHaveLength(8);
+    let closed = false;
+    const closing = s.worker.close({ timeout: 2000 }).then(() => (closed = true));
+    await s.clock.advance(2999);
+    expect(closed).toBe(false);
+    // Each ack still waiting gets one last try at once, all within the same ioTimeout.
+    await s.clock.advance(1);
+    await closing;
+    expect(s.worker.stats).toMatchObject({ deliveries: 0, transport: { acked: 0, pending: 0 } });
+    // Never acked: the broker hands them out again once their lease ends.
+    expect(s.transport.stats).toMatchObject({ leased: 8, ready: 0 });
+  });
+
   it("does not close the transport unless closeTransport is set", async () => {
     const s = setup<number>(async () => {});
     await s.worker.start();
