@@ -3,7 +3,6 @@ import { checkMs } from "./validation.js";
 
 interface Timer {
   readonly at: number;
-  readonly seq: number;
   readonly fn: () => void;
   active: boolean;
 }
@@ -20,7 +19,6 @@ function settle(): Promise<void> {
  */
 export class SimulatedClock implements Clock {
   private time: number;
-  private seq = 0;
   private timers: Timer[] = [];
   private active = 0;
   private moving: Promise<void> = Promise.resolve();
@@ -34,7 +32,7 @@ export class SimulatedClock implements Clock {
   }
 
   setTimer(at: number, fn: () => void): unknown {
-    const timer: Timer = { at: Math.max(at, this.time), seq: ++this.seq, fn, active: true };
+    const timer: Timer = { at: Math.max(at, this.time), fn, active: true };
     this.timers.push(timer);
     this.active++;
     return timer;
@@ -93,7 +91,8 @@ export class SimulatedClock implements Clock {
       this.timers.splice(this.timers.indexOf(timer), 1);
       timer.active = false;
       this.active--;
-      if (timer.at > this.time) this.time = timer.at;
+      // Never back: setTimer clamps to now, and due() picks the earliest timer.
+      this.time = timer.at;
       timer.fn();
       await settle();
     }
@@ -101,6 +100,8 @@ export class SimulatedClock implements Clock {
     await settle();
   }
 
+  // `timers` stays in the order the timers were set and only a strictly earlier timer replaces
+  // `best`, so of timers due at the same time the first set wins.
   private due(until: number): Timer | undefined {
     let best: Timer | undefined;
     const timers = this.timers;
@@ -109,7 +110,7 @@ export class SimulatedClock implements Clock {
       const timer = timers[read] as Timer;
       if (!timer.active) continue;
       timers[write++] = timer;
-      if (timer.at <= until && (best === undefined || timer.at < best.at || (timer.at === best.at && timer.seq < best.seq))) best = timer;
+      if (timer.at <= until && (best === undefined || timer.at < best.at)) best = timer;
     }
     timers.length = write;
     return best;

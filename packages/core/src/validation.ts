@@ -34,7 +34,6 @@ export function quote(value: unknown): string {
   if (typeof value === "function") return `function ${value.name || "(anonymous)"}`;
   if (Array.isArray(value)) return `an array of ${value.length}`;
   if (typeof value === "bigint") return `${value}n`;
-  if (typeof value === "symbol") return value.toString();
   if (value === null || typeof value !== "object") return String(value);
   try {
     const json = JSON.stringify(value);
@@ -76,7 +75,7 @@ export function checkMs(name: string, value: unknown, options?: RangeOptions): n
   const min = options?.min ?? 0;
   const exclusiveMin = options?.exclusiveMin ?? false;
   const max = options?.max ?? Infinity;
-  const allowInfinity = (options?.allowInfinity ?? false) && max === Infinity;
+  const allowInfinity = options?.allowInfinity ?? false;
   if (typeof value !== "number" || !within(value, min, exclusiveMin, max) || (value === Infinity && !allowInfinity)) {
     throw invalidOption(name, `a number of ms ${range(min, exclusiveMin, max, allowInfinity)}`, value, options?.prefix);
   }
@@ -92,7 +91,7 @@ export function checkInteger(name: string, value: unknown, options?: RangeOption
   const min = options?.min ?? 0;
   const exclusiveMin = options?.exclusiveMin ?? false;
   const max = options?.max ?? Infinity;
-  const allowInfinity = (options?.allowInfinity ?? false) && max === Infinity;
+  const allowInfinity = options?.allowInfinity ?? false;
   const whole = Number.isSafeInteger(value) || (allowInfinity && value === Infinity);
   if (!whole || !within(value as number, min, exclusiveMin, max)) {
     throw invalidOption(name, `an integer ${range(min, exclusiveMin, max, allowInfinity)}`, value, options?.prefix);

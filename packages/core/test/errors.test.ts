@@ -83,8 +83,9 @@ describe.each(cases)("%s", (name, Class, make, makeWithCause) => {
     expect(TrancheError.isInstance(foreign)).toBe(true);
   });
 
-  it("has no cause unless given one", () => {
+  it("has no cause unless given one, not even an own cause property", () => {
     expect(make().cause).toBeUndefined();
+    expect("cause" in make()).toBe(false);
   });
 });
 
@@ -138,7 +139,8 @@ describe("fields", () => {
     expect(new RetriesExhaustedError("item-1", 1).message).toBe('[tranche/core] request "item-1" used all 1 attempt');
     expect(new DecodeError("{oops").message).toBe("[tranche/core] cannot decode payload: invalid data");
     expect(new DecodeError("{oops", { cause }).raw).toBe("{oops");
-    expect(new DecodeError("{oops", { cause }).message).toContain("root cause");
+    expect(new DecodeError("{oops", { cause }).message).toBe("[tranche/core] cannot decode payload: root cause");
+    expect(new DecodeError("{oops", { cause: "bad byte at 3" }).message).toBe("[tranche/core] cannot decode payload: bad byte at 3");
     expect(new TransportError("[tranche/core] connection lost", { retryable: true }).retryable).toBe(true);
     expect(new TransportError("[tranche/core] access denied", { retryable: false }).retryable).toBe(false);
   });

@@ -100,11 +100,20 @@ describe("option validation", () => {
     ["maxBuffered", { flushEvery: 10, maxBuffered: 5 }, "[tranche/core] Expected `maxBuffered` to be an integer ≥ flushEvery (10), got 5"],
     ["coalesce", { coalesce: "middle" }, '[tranche/core] Expected `coalesce` to be "first" or "last", got "middle"'],
     ["retry", { retry: null }, "[tranche/core] Expected `retry` to be an object, got null"],
+    ["retry.backoff", { retry: { backoff: null } }, "[tranche/core] Expected `retry.backoff` to be an object, got null"],
+    ["retry.backoff", { retry: { backoff: "fast" } }, '[tranche/core] Expected `retry.backoff` to be an object, got "fast"'],
+    ["retry.backoff.type", { retry: { backoff: { type: "linear", delay: 10 } } }, '[tranche/core] Expected `retry.backoff.type` to be "fixed" or "exponential", got "linear"'],
+    ["retry.backoff.jitter", { retry: { backoff: { type: "fixed", delay: 10, jitter: 1.5 } } }, "[tranche/core] Expected `retry.backoff.jitter` to be a number from 0 to 1, got 1.5"],
     ["clock", { clock: null }, "[tranche/core] Expected `clock` to be a Clock with now, setTimer and clearTimer, got null"],
     ["clock", { clock: "system" }, '[tranche/core] Expected `clock` to be a Clock with now, setTimer and clearTimer, got "system"'],
     ["clock", { clock: { setTimer: fn, clearTimer: fn } }, "[tranche/core] Expected `clock` to be a Clock with now, setTimer and clearTimer, got {}"],
     ["clock", { clock: { now: fn, clearTimer: fn } }, "[tranche/core] Expected `clock` to be a Clock with now, setTimer and clearTimer, got {}"],
     ["clock", { clock: { now: fn, setTimer: fn } }, "[tranche/core] Expected `clock` to be a Clock with now, setTimer and clearTimer, got {}"],
+    [
+      "clock (an object, not a function that carries the methods)",
+      { clock: Object.assign(function clock() {}, { now: fn, setTimer: fn, clearTimer: fn }) },
+      "[tranche/core] Expected `clock` to be a Clock with now, setTimer and clearTimer, got function clock",
+    ],
   ])("says what %s must be: %j", (_, options, message) => {
     expect(() => resolveOptions(options as never)).toThrow(new TypeError(message));
   });

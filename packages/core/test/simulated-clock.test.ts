@@ -15,7 +15,7 @@ describe("SimulatedClock", () => {
   });
 
   it("rejects a negative or non-numeric start", () => {
-    expect(() => new SimulatedClock(-1)).toThrow(TypeError);
+    expect(() => new SimulatedClock(-1)).toThrow(new TypeError("[tranche/core] Expected `start` to be a number of ms ≥ 0, got -1"));
     expect(() => new SimulatedClock(Number.NaN)).toThrow(TypeError);
   });
 
@@ -109,6 +109,7 @@ describe("SimulatedClock", () => {
     clock.clearTimer(a);
     clock.clearTimer(a);
     clock.clearTimer(undefined);
+    clock.clearTimer(null);
     clock.clearTimer({ bogus: true });
     expect(clock.pendingTimers).toBe(1);
     await clock.advance(30);
@@ -147,8 +148,10 @@ describe("SimulatedClock", () => {
 
   it("advanceTo backwards rejects with a RangeError and leaves time alone", async () => {
     const clock = new SimulatedClock(500);
-    await expect(clock.advanceTo(499)).rejects.toThrow(RangeError);
+    await expect(clock.advanceTo(499)).rejects.toThrow(new RangeError("[tranche/core] cannot move a SimulatedClock back from 500 to 499"));
     expect(clock.now()).toBe(500);
+    // A negative time is a move back too, not a bad argument.
+    await expect(clock.advanceTo(-1)).rejects.toThrow(new RangeError("[tranche/core] cannot move a SimulatedClock back from 500 to -1"));
     // The clock is still usable afterwards.
     await clock.advanceTo(600);
     expect(clock.now()).toBe(600);
@@ -163,7 +166,7 @@ describe("SimulatedClock", () => {
 
   it("advance rejects a negative or non-numeric step", () => {
     const clock = new SimulatedClock();
-    expect(() => clock.advance(-1)).toThrow(TypeError);
+    expect(() => clock.advance(-1)).toThrow(new TypeError("[tranche/core] Expected `ms` to be a number of ms ≥ 0, got -1"));
     expect(() => clock.advance(Number.NaN)).toThrow(TypeError);
   });
 
@@ -182,9 +185,13 @@ describe("SimulatedClock", () => {
 
   it("an advance to the same time runs timers due now", async () => {
     const clock = new SimulatedClock(100);
-    let fired = false;
-    clock.setTimer(100, () => (fired = true));
+    let fired = 0;
+    clock.setTimer(100, () => fired++);
     await clock.advance(0);
-    expect(fired).toBe(true);
+    expect(fired).toBe(1);
+    clock.setTimer(100, () => fired++);
+    await clock.advanceTo(100);
+    expect(fired).toBe(2);
+    expect(clock.now()).toBe(100);
   });
 });

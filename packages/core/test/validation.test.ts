@@ -30,6 +30,14 @@ describe("quote", () => {
     expect(shown.endsWith("...")).toBe(true);
   });
 
+  it("keeps a string of 60 characters and an object whose JSON is 60 characters whole", () => {
+    expect(quote("x".repeat(60))).toBe(JSON.stringify("x".repeat(60)));
+    expect(quote("x".repeat(61))).toBe(JSON.stringify(`${"x".repeat(57)}...`));
+    const sixty = { text: "y".repeat(49) }; // {"text":"…"} is 11 characters around the text
+    expect(JSON.stringify(sixty)).toHaveLength(60);
+    expect(quote(sixty)).toBe(JSON.stringify(sixty));
+  });
+
   it("falls back to the object tag when JSON fails", () => {
     const cyclic: Record<string, unknown> = {};
     cyclic.self = cyclic;
@@ -106,6 +114,18 @@ describe("checkInteger", () => {
   });
 });
 
+describe("the checks without options", () => {
+  it("throw their TypeError with core's prefix", () => {
+    const refused = (check: () => unknown, message: string) => expect(check).toThrow(new TypeError(`[tranche/core] Expected ${message}`));
+    refused(() => checkTime("until", Number.NaN), "`until` to be a finite epoch-ms time, got NaN");
+    refused(() => checkHeaders("headers", { retries: 3 }), '`headers` to be an object of string values, got {"retries":3}');
+    refused(() => checkDeadLetterPage(null), "`options` to be an object, got null");
+    refused(() => checkDeadLetterPage({ limit: 0 }), "`limit` to be an integer ≥ 1 or Infinity, got 0");
+    refused(() => checkDeadLetterPage({ after: 7 }), "`after` to be a dead letter's id, got 7");
+    refused(() => checkDeadLetterIds("some"), '`ids` to be an array of ids or "all", got "some"');
+  });
+});
+
 describe("checkTime", () => {
   it("returns a finite epoch-ms time, negative or fractional included", () => {
     expect(checkTime("until", 1_700_000_000_000)).toBe(1_700_000_000_000);
@@ -156,6 +176,8 @@ describe("checkDeadLetterPage and checkDeadLetterIds", () => {
 
   it.each([
     [null, "options", "an object", "null"],
+    [5, "options", "an object", "5"],
+    ["first", "options", "an object", '"first"'],
     [{ limit: 0 }, "limit", "an integer ≥ 1 or Infinity", "0"],
     [{ limit: 1.5 }, "limit", "an integer ≥ 1 or Infinity", "1.5"],
     [{ after: 7 }, "after", "a dead letter's id", "7"],
@@ -163,7 +185,7 @@ describe("checkDeadLetterPage and checkDeadLetterIds", () => {
     expect(() => checkDeadLetterPage(options, { prefix: "[tranche/redis]" })).toThrow(new TypeError(`[tranche/redis] Expected \`${name}\` to be ${expected}, got ${shown}`));
   });
 
-  it.each([["some", '"some"'], [[1], "an array of 1"], [undefined, "undefined"]])("refuse ids %j", (ids, shown) => {
+  it.each([["some", '"some"'], [[1], "an array of 1"], [["a", 2], "an array of 2"], [undefined, "undefined"]])("refuse ids %j", (ids, shown) => {
     expect(() => checkDeadLetterIds(ids, { prefix: "[tranche/sqs]" })).toThrow(new TypeError(`[tranche/sqs] Expected \`ids\` to be an array of ids or "all", got ${shown}`));
   });
 });
