@@ -110,8 +110,9 @@ export class GroupOrder<T> {
     return group.length >= this.flushEvery || group.bytes >= this.maxBatchBytes || group.pushed - group.length < group.forcedTo;
   }
 
+  /** Every caller's group has eligible entries (it is in the heap). */
   private markReady(group: Group<T>): void {
-    if (!group.inReady && group.length > 0) {
+    if (!group.inReady) {
       group.inReady = true;
       this.readyCount++;
       if (!group.listed) {

@@ -50,6 +50,12 @@ describe("Batcher input validation", () => {
     expect(batcher.add({ payload: "k2" }, 0)).toBe("full");
     expect(batcher.add({ payload: "k1" }, 0)).toBe("coalesced");
     expect(batcher.stats).toMatchObject({ held: 1, items: { accepted: 1, coalesced: 1 } });
+    // In-flight items count toward maxBuffered too.
+    const [batch] = batcher.poll(0);
+    expect(batcher.stats).toMatchObject({ held: 0, inFlight: 1 });
+    expect(batcher.add({ payload: "k2" }, 0)).toBe("full");
+    batcher.ack(batch!.id, batch!.items[0]!.id, 0);
+    expect(batcher.add({ payload: "k2" }, 0)).toBe("accepted");
   });
 
   it("refuses a retry time that is not a number, and an item that is not in the batch named", () => {
@@ -57,6 +63,7 @@ describe("Batcher input validation", () => {
     batcher.add({ id: "a", payload: "a" }, 0);
     const [batch] = batcher.poll(0);
     expect(() => batcher.retry(batch!.id, "a", Number.NaN, 0)).toThrow(new TypeError("[tranche/core] Expected `notBefore` to be a number (epoch ms), got NaN"));
+    expect(() => batcher.retry(batch!.id, "a", "10" as never, 0)).toThrow(new TypeError('[tranche/core] Expected `notBefore` to be a number (epoch ms), got "10"'));
     expect(batcher.stats).toMatchObject({ inFlight: 1, items: { retried: 0 } });
     expect(() => batcher.ack(batch!.id, "b", 0)).toThrow(SettledError);
     expect(() => batcher.ack(batch!.id, "b", 0)).toThrow(`[tranche/core] item "b" is not in batch ${JSON.stringify(batch!.id)}`);
@@ -75,5 +82,14 @@ describe("Batcher input validation", () => {
     expect(batcher.nextWake()).toBe(t0 + 10_000);
     const [later] = batcher.poll(t0 + 10_050);
     expect(later?.items.map((item) => [item.id, item.enqueuedAt, item.notBefore])).toEqual([["b", t0 + 7, t0 + 10_000]]);
+  });
+
+  it("takes times before the epoch (negative ms) as they are", () => {
+    const batcher = new Batcher<string>({ flushEvery: 2, flushInterval: 50 });
+    batcher.add({ id: "a", payload: "a" }, -1_000);
+    expect(batcher.nextWake()).toBe(-950);
+    expect(batcher.poll(-951)).toEqual([]);
+    const [batch] = batcher.poll(-950);
+    expect(batch?.items.map((item) => [item.id, item.enqueuedAt, item.notBefore])).toEqual([["a", -1_000, -1_000]]);
   });
 });

@@ -85,6 +85,24 @@ describe("Batcher moving a merged item to another group", () => {
     expect(batcher.stats).toMatchObject({ held: 0, inFlight: 0 });
   });
 
+  it("carries what a flush() owed an item left behind a count batch, and no more, into a group that batches have left before", () => {
+    const batcher = make(3);
+    for (const k of ["b1", "b2", "b3"]) batcher.add({ payload: { k, g: "b" } }, 0);
+    for (const k of ["a1", "a2", "a3", "x"]) batcher.add({ payload: { k, g: "a" } }, 0);
+    expect(drain(batcher, 0)).toEqual([
+      ["b", "count", ["b1", "b2", "b3"]],
+      ["a", "count", ["a1", "a2", "a3"]],
+    ]);
+    batcher.flush(1); // owes x
+    batcher.add({ payload: { k: "b4", g: "b" } }, 1); // after the flush: not owed
+    expect(batcher.add({ payload: { k: "x", g: "b" } }, 2)).toBe("coalesced");
+    expect(drain(batcher, 2)).toEqual([["b", "flush", ["x", "b4"]]]);
+    // The debt is paid: a later item of b waits for its interval.
+    batcher.add({ payload: { k: "b5", g: "b" } }, 3);
+    expect(drain(batcher, 3)).toEqual([]);
+    expect(drain(batcher, 1_003)).toEqual([["b", "interval", ["b5"]]]);
+  });
+
   it("moves a delayed item without making either group eligible before it is due", () => {
     const batcher = make(2);
     batcher.add({ payload: { k: "x", g: "a" }, notBefore: 500 }, 0);

@@ -77,6 +77,19 @@ describe("Batcher sweeps of empty groups and stale dedupe keys", () => {
     expect(again?.items.map((item) => [item.id, item.attempt])).toEqual([["s", 1], ["r", 2]]);
   });
 
+  it("keeps a group that a merged item moved into through the next sweep", () => {
+    const batcher = new Batcher<Job>(
+      { flushEvery: 2, flushInterval: 1_000, groupBy: (j) => j.group, dedupeKey: (j) => j.key, coalesce: "last" },
+      { groups: 1 },
+    );
+    batcher.add({ payload: { group: "a", key: "x", n: 0 } }, 0);
+    expect(batcher.add({ payload: { group: "b", key: "x", n: 1 } }, 1)).toBe("coalesced"); // x moves to b; a is left empty
+    batcher.add({ payload: { group: "c", key: "y", n: 2 } }, 2); // a new key: the sweep drops a only
+    batcher.add({ payload: { group: "b", key: "z", n: 3 } }, 3);
+    const batches = batcher.poll(3);
+    expect(batches.map((batch) => [batch.group, batch.reason, batch.items.map((item) => item.payload.key)])).toEqual([["b", "count", ["x", "z"]]]);
+  });
+
   it("coalesces by key correctly across thousands of keys that come and go", () => {
     const batcher = new Batcher<Job>({ flushEvery: 100, flushInterval: 0, concurrency: Infinity, maxBuffered: 100_000, dedupeKey: (j) => j.key, coalesce: "last" });
     const batches: Batch<Job>[] = [];
