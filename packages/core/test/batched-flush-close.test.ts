@@ -50,3 +50,29 @@ describe("close({ timeout })", () => {
     expect(fn.stats).toMatchObject({ held: 0, inFlightBatches: 0, waiting: 0 });
   });
 });
+
+describe("close()", () => {
+  it("waits for a caller that waited for room until a synchronous handler freed it, and runs it", async () => {
+    const clock = new SimulatedClock();
+    const handed: string[][] = [];
+    const fn = batched<string, string>(
+      (requests) => {
+        handed.push(requests.map((r) => r.payload));
+        return requests.map((r) => `r:${r.payload}`);
+      },
+      {
+        clock,
+        flushEvery: 2,
+        maxBuffered: 2,
+        flushInterval: 60_000,
+      },
+    );
+    const order: string[] = [];
+    const calls = ["a", "b", "c"].map((p) => fn(p).then((value) => void order.push(value)));
+    expect(fn.stats.waiting).toBe(1);
+    await fn.close().then(() => void order.push("closed"));
+    expect(order).toEqual(["r:a", "r:b", "r:c", "closed"]);
+    await Promise.all(calls);
+    expect(handed).toEqual([["a", "b"], ["c"]]);
+  });
+});
