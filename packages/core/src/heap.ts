@@ -47,8 +47,8 @@ export class Heap<E> {
   pop(): E | undefined {
     const items = this.elements;
     const top = items[0];
-    const last = items.pop();
-    if (items.length > 0 && last !== undefined) {
+    const last = items.pop() as E;
+    if (items.length > 0) {
       items[0] = last;
       this.down(0);
     }

@@ -78,11 +78,38 @@ describe("Heap", () => {
     );
   });
 
+  it("moves an element up when `update` lowers its key, or when a removal puts a lesser one in its place", () => {
+    // Shapes the property above reaches only in some runs (FC_RUNS may be small).
+    const heap = new Heap<Timer>(earlier, track);
+    const timers = [0, 10, 1, 11, 12, 2].map((at, seq) => ({ at, seq, index: -1 }));
+    for (const timer of timers) heap.push(timer);
+    const [, , , eleven, twelve] = timers as [Timer, Timer, Timer, Timer, Timer, Timer];
+    // The last element (at 2) fills the place of 11, under 10: it must rise above 10.
+    heap.removeAt(eleven.index);
+    twelve.at = -1;
+    heap.update(twelve.index);
+    expect(heap.peek()).toBe(twelve);
+    for (const timer of heap.items) expect(heap.items[timer.index]).toBe(timer);
+    expect([heap.pop(), heap.pop(), heap.pop(), heap.pop(), heap.pop()].map((t) => t?.at)).toEqual([-1, 0, 1, 2, 10]);
+  });
+
   it("works without `onMove`", () => {
     const heap = new Heap<number>((a, b) => a < b);
     for (const n of [5, 1, 4, 2, 3]) heap.push(n);
     expect([heap.pop(), heap.pop(), heap.pop(), heap.pop(), heap.pop(), heap.pop()]).toEqual([1, 2, 3, 4, 5, undefined]);
     expect(heap.size).toBe(0);
     expect(heap.peek()).toBeUndefined();
+  });
+
+  it("orders an undefined element like any other", () => {
+    // Here undefined sorts last: popping what is above it must still bring it up.
+    const heap = new Heap<number | undefined>((a, b) => (a ?? Infinity) < (b ?? Infinity));
+    for (const n of [2, 1, undefined]) heap.push(n);
+    expect(heap.pop()).toBe(1);
+    expect(heap.size).toBe(2);
+    expect(heap.pop()).toBe(2);
+    expect(heap.size).toBe(1);
+    expect(heap.pop()).toBeUndefined();
+    expect(heap.size).toBe(0);
   });
 });

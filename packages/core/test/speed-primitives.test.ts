@@ -1,10 +1,12 @@
 // The primitives the fast paths are built on, each held to the rule it keeps: `small` changes
 // no value, only how it is stored; `TimeCache` never serves a time from an earlier stretch
-// of code, nor one time to more calls than it was told.
+// of code, nor one time to more calls than it was told; an `Entry`, the one object an item
+// costs, reads its times before a batcher has placed it.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { fcRuns } from "../../../scripts/fc-runs.js";
 import type { Clock } from "../src/clock.js";
+import { Batcher, Entry } from "../src/internal.js";
 import { small } from "../src/small.js";
 import { TimeCache } from "../src/time-cache.js";
 
@@ -89,5 +91,15 @@ describe("TimeCache", () => {
       }),
       { numRuns: fcRuns(300) },
     );
+  });
+});
+
+describe("Entry", () => {
+  it("reads its times as 0 before it is offered, and as epoch ms once buffered", () => {
+    const entry = new Entry("p", "id", 1);
+    expect([entry.notBefore, entry.enqueuedAt]).toEqual([0, 0]);
+    const batcher = new Batcher<string>();
+    batcher._offer(entry, 1_000, 1_500, false);
+    expect([entry.notBefore, entry.enqueuedAt]).toEqual([1_500, 1_000]);
   });
 });
